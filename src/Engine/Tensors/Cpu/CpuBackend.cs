@@ -1,0 +1,285 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
+namespace TaskMerge.Engine.Tensors.Cpu;
+
+/// <summary>
+/// The host backend: float arrays, System.Numerics.Tensors SIMD, work split across threads in
+/// fixed-size chunks (results never depend on the thread count), GEMM through <see cref="CpuBlas"/>.
+/// </summary>
+public sealed class CpuBackend : IBackend
+{
+    internal const int Chunk = 1 << 16;
+    private readonly ParallelOptions _parallel;
+
+    /// <summary>Creates a CPU backend using up to <paramref name="threads"/> threads (0 = all cores).</summary>
+    public CpuBackend(int threads = 0)
+    {
+        Threads = threads > 0 ? threads : Environment.ProcessorCount;
+        _parallel = new ParallelOptions { MaxDegreeOfParallelism = Threads };
+    }
+
+    /// <summary>A process-wide instance using all cores.</summary>
+    public static CpuBackend Shared { get; } = new();
+
+    /// <summary>Worker threads used by ops.</summary>
+    public int Threads { get; }
+
+    /// <inheritdoc />
+    public string Name => $"cpu ({Threads} threads)";
+
+    internal static float[] Data(Tensor t) =>
+        t.Storage as float[] ?? throw new ArgumentException($"{t} does not live on the CPU backend");
+
+    /// <summary>The host array behind a CPU tensor (no copy).</summary>
+    public static Span<float> Span(Tensor t) => Data(t).AsSpan(0, checked((int)t.Length));
+
+    /// <summary>Wraps an existing host array (no copy); its length must match the shape.</summary>
+    public Tensor Wrap(float[] data, params int[] shape)
+    {
+        var t = new Tensor(this, shape, data);
+        if (t.Length != data.Length) throw new ArgumentException("array length does not match shape");
+        return t;
+    }
+
+    /// <inheritdoc />
+    public Tensor Empty(params int[] shape) => new(this, shape, GC.AllocateUninitializedArray<float>(checked((int)Count(shape))));
+
+    /// <inheritdoc />
+    public Tensor Zeros(params int[] shape) => new(this, shape, new float[checked((int)Count(shape))]);
+
+    private static long Count(int[] shape)
+    {
+        long n = 1;
+        foreach (int d in shape) n *= d;
+        return n;
+    }
+
+    /// <inheritdoc />
+    public void Upload(ReadOnlySpan<float> src, Tensor dst) => src.CopyTo(Span(dst));
+
+    /// <inheritdoc />
+    public void Download(Tensor src, Span<float> dst) => Span(src).CopyTo(dst);
+
+    /// <inheritdoc />
+    public void Release(Tensor t) { }
+
+    /// <inheritdoc />
+    public void Copy(Tensor src, Tensor dst) => ForChunks(src.Length, (s, n) => Data(src).AsSpan(s, n).CopyTo(Data(dst).AsSpan(s, n)));
+
+    /// <inheritdoc />
+    public void Fill(Tensor t, float value) => ForChunks(t.Length, (s, n) => Data(t).AsSpan(s, n).Fill(value));
+
+    /// <inheritdoc />
+    public void Add(Tensor a, Tensor b, Tensor dst) =>
+        Binary(a, b, dst, static (x, y, d) => TensorPrimitives.Add(x, y, d));
+
+    /// <inheritdoc />
+    public void Sub(Tensor a, Tensor b, Tensor dst) =>
+        Binary(a, b, dst, static (x, y, d) => TensorPrimitives.Subtract(x, y, d));
+
+    /// <inheritdoc />
+    public void Mul(Tensor a, Tensor b, Tensor dst) =>
+        Binary(a, b, dst, static (x, y, d) => TensorPrimitives.Multiply(x, y, d));
+
+    /// <inheritdoc />
+    public void Div(Tensor a, Tensor b, Tensor dst) =>
+        Binary(a, b, dst, static (x, y, d) => TensorPrimitives.Divide(x, y, d));
+
+    /// <inheritdoc />
+    public void Scale(Tensor a, float s, Tensor dst)
+    {
+        SameLength(a, dst);
+        ForChunks(a.Length, (o, n) => TensorPrimitives.Multiply(Data(a).AsSpan(o, n), s, Data(dst).AsSpan(o, n)));
+    }
+
+    /// <inheritdoc />
+    public void Axpy(float alpha, Tensor x, Tensor y)
+    {
+        SameLength(x, y);
+        ForChunks(x.Length, (o, n) =>
+        {
+            var ys = Data(y).AsSpan(o, n);
+            TensorPrimitives.MultiplyAdd(Data(x).AsSpan(o, n), alpha, ys, ys);
+        });
+    }
+
+    /// <inheritdoc />
+    public double Sum(Tensor x) => Reduce(x.Length, (o, n) => Reductions.Sum(Data(x).AsSpan(o, n)));
+
+    /// <inheritdoc />
+    public double SumAbs(Tensor x) => Reduce(x.Length, (o, n) => Reductions.SumAbs(Data(x).AsSpan(o, n)));
+
+    /// <inheritdoc />
+    public double SumSquares(Tensor x) => Reduce(x.Length, (o, n) => Reductions.Dot(Data(x).AsSpan(o, n), Data(x).AsSpan(o, n)));
+
+    /// <inheritdoc />
+    public double Dot(Tensor a, Tensor b)
+    {
+        SameLength(a, b);
+        return Reduce(a.Length, (o, n) => Reductions.Dot(Data(a).AsSpan(o, n), Data(b).AsSpan(o, n)));
+    }
+
+    /// <inheritdoc />
+    public float MaxAbs(Tensor x)
+    {
+        if (x.Length == 0) return 0f;
+        int chunks = ChunkCount(x.Length);
+        var partial = new float[chunks];
+        Parallel.For(0, chunks, _parallel, c =>
+        {
+            var (o, n) = ChunkRange(c, x.Length);
+            partial[c] = TensorPrimitives.MaxMagnitude(Data(x).AsSpan(o, n)) is var m ? MathF.Abs(m) : 0f;
+        });
+        return TensorPrimitives.Max(partial);
+    }
+
+    /// <inheritdoc />
+    public void KeepTopKMagnitude(Tensor x, long k) => MagnitudeSelect.KeepTopK(Data(x), k, this);
+
+    /// <inheritdoc />
+    public void BernoulliKeep(Tensor x, float keepProbability, ulong seed, ulong stream) =>
+        ForChunks(x.Length, (o, n) =>
+        {
+            var s = Data(x).AsSpan(o, n);
+            for (int i = 0; i < s.Length; i++)
+                if (!(CounterRng.Uniform(seed, stream, (ulong)(o + i)) < keepProbability)) s[i] = 0f;
+        });
+
+    /// <inheritdoc />
+    public void FillNormal(Tensor t, ulong seed, ulong stream) =>
+        ForChunks(t.Length, (o, n) =>
+        {
+            var s = Data(t).AsSpan(o, n);
+            for (int i = 0; i < s.Length; i++) s[i] = CounterRng.Normal(seed, stream, (ulong)(o + i));
+        });
+
+    /// <inheritdoc />
+    public void SignConsensus(IReadOnlyList<Tensor> weighted, ReadOnlySpan<float> weights, Tensor mixed, Tensor divisor)
+    {
+        foreach (var w in weighted) SameLength(w, mixed);
+        SameLength(mixed, divisor);
+        var ws = weights.ToArray();
+        var arrays = weighted.Select(Data).ToArray();
+        ForChunks(mixed.Length, (o, n) => CpuKernels.SignConsensus(arrays, ws, o, n, Data(mixed), Data(divisor)));
+    }
+
+    /// <inheritdoc />
+    public void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha = 1f, float beta = 0f)
+    {
+        int m = transA ? a.Cols : a.Rows, k = transA ? a.Rows : a.Cols;
+        int kb = transB ? b.Cols : b.Rows, n = transB ? b.Rows : b.Cols;
+        if (k != kb || c.Rows != m || c.Cols != n)
+            throw new ArgumentException($"gemm shape mismatch: op(A) {m}x{k}, op(B) {kb}x{n}, C {c.Rows}x{c.Cols}");
+        CpuBlas.Sgemm(transA, transB, m, n, k, alpha, Data(a), a.Cols, Data(b), b.Cols, beta, Data(c), n, Threads);
+    }
+
+    /// <inheritdoc />
+    public void Syrk(Tensor a, bool transA, Tensor c, float alpha = 1f, float beta = 0f)
+    {
+        int n = transA ? a.Cols : a.Rows, k = transA ? a.Rows : a.Cols;
+        if (c.Rows != n || c.Cols != n) throw new ArgumentException($"syrk: C must be {n}x{n}");
+        CpuBlas.Ssyrk(transA, n, k, alpha, Data(a), a.Cols, beta, Data(c), n, Threads);
+    }
+
+    /// <inheritdoc />
+    public void Gemv(Tensor a, bool transA, Tensor x, Tensor y, float alpha = 1f, float beta = 0f)
+    {
+        int m = transA ? a.Cols : a.Rows, n = transA ? a.Rows : a.Cols;
+        if (x.Length != n || y.Length != m) throw new ArgumentException($"gemv shape mismatch: op(A) {m}x{n}, x {x.Length}, y {y.Length}");
+        CpuBlas.Sgemv(transA, a.Rows, a.Cols, alpha, Data(a), a.Cols, Data(x), beta, Data(y), Threads);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() { }
+
+    private static void SameLength(Tensor a, Tensor b)
+    {
+        if (a.Length != b.Length) throw new ArgumentException($"length mismatch: {a} vs {b}");
+    }
+
+    private void Binary(Tensor a, Tensor b, Tensor dst, SpanOp op)
+    {
+        SameLength(a, b);
+        SameLength(a, dst);
+        ForChunks(a.Length, (o, n) => op(Data(a).AsSpan(o, n), Data(b).AsSpan(o, n), Data(dst).AsSpan(o, n)));
+    }
+
+    private delegate void SpanOp(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> d);
+
+    internal static int ChunkCount(long length) => (int)((length + Chunk - 1) / Chunk);
+
+    internal static (int Offset, int Count) ChunkRange(int chunk, long length)
+    {
+        long o = (long)chunk * Chunk;
+        return ((int)o, (int)Math.Min(Chunk, length - o));
+    }
+
+    internal void ForChunks(long length, Action<int, int> body)
+    {
+        int chunks = ChunkCount(length);
+        if (chunks <= 1) { if (length > 0) body(0, (int)length); return; }
+        Parallel.For(0, chunks, _parallel, c => { var (o, n) = ChunkRange(c, length); body(o, n); });
+    }
+
+    /// <summary>Sums per-chunk float64 partials in chunk order, so the result is thread-count independent.</summary>
+    internal double Reduce(long length, Func<int, int, double> partialOf)
+    {
+        int chunks = ChunkCount(length);
+        if (chunks == 0) return 0;
+        var partial = new double[chunks];
+        Parallel.For(0, chunks, _parallel, c => { var (o, n) = ChunkRange(c, length); partial[c] = partialOf(o, n); });
+        double s = 0;
+        foreach (double p in partial) s += p;
+        return s;
+    }
+}
+
+/// <summary>Float64-accumulating SIMD reductions over float spans.</summary>
+internal static class Reductions
+{
+    public static double Sum(ReadOnlySpan<float> x)
+    {
+        var acc = Vector256<double>.Zero;
+        int i = 0;
+        for (; i + 8 <= x.Length; i += 8)
+        {
+            var (lo, hi) = Vector256.Widen(Vector256.Create(x.Slice(i, 8)));
+            acc += lo + hi;
+        }
+        double s = Vector256.Sum(acc);
+        for (; i < x.Length; i++) s += x[i];
+        return s;
+    }
+
+    public static double SumAbs(ReadOnlySpan<float> x)
+    {
+        var acc = Vector256<double>.Zero;
+        int i = 0;
+        for (; i + 8 <= x.Length; i += 8)
+        {
+            var (lo, hi) = Vector256.Widen(Vector256.Abs(Vector256.Create(x.Slice(i, 8))));
+            acc += lo + hi;
+        }
+        double s = Vector256.Sum(acc);
+        for (; i < x.Length; i++) s += Math.Abs(x[i]);
+        return s;
+    }
+
+    public static double Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        var acc0 = Vector256<double>.Zero;
+        var acc1 = Vector256<double>.Zero;
+        int i = 0;
+        for (; i + 8 <= a.Length; i += 8)
+        {
+            var (alo, ahi) = Vector256.Widen(Vector256.Create(a.Slice(i, 8)));
+            var (blo, bhi) = Vector256.Widen(Vector256.Create(b.Slice(i, 8)));
+            acc0 = Vector256.FusedMultiplyAdd(alo, blo, acc0);
+            acc1 = Vector256.FusedMultiplyAdd(ahi, bhi, acc1);
+        }
+        double s = Vector256.Sum(acc0 + acc1);
+        for (; i < a.Length; i++) s += (double)a[i] * b[i];
+        return s;
+    }
+}
