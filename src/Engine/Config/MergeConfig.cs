@@ -1,0 +1,207 @@
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace TaskMerge.Engine.Config;
+
+/// <summary>One entry of <c>models:</c>.</summary>
+public sealed record ModelEntry(string Model, string ResolvedPath, IReadOnlyDictionary<string, ParameterSetting> Parameters);
+
+/// <summary>
+/// A parsed mergekit-compatible merge config. Model paths are resolved against the working
+/// directory first and then against the config file's directory.
+/// </summary>
+public sealed class MergeConfig
+{
+    private static readonly HashSet<string> KnownTopLevel =
+    [
+        "merge_method", "base_model", "models", "parameters", "dtype", "out_dtype",
+        "tokenizer_source", "tokenizer", "chat_template", "name",
+    ];
+
+    /// <summary>The config file's path.</summary>
+    public required string Path { get; init; }
+
+    /// <summary>The config text as read (written back as <c>taskmerge_config.yml</c>).</summary>
+    public required string Text { get; init; }
+
+    /// <summary>The <c>merge_method</c> value.</summary>
+    public required string MergeMethod { get; init; }
+
+    /// <summary>The base model as written, or null.</summary>
+    public string? BaseModel { get; init; }
+
+    /// <summary>The base model's resolved path, or null.</summary>
+    public string? BaseModelPath { get; init; }
+
+    /// <summary>The <c>models:</c> list in order.</summary>
+    public required IReadOnlyList<ModelEntry> Models { get; init; }
+
+    /// <summary>Top-level <c>parameters:</c>.</summary>
+    public required IReadOnlyDictionary<string, ParameterSetting> Parameters { get; init; }
+
+    /// <summary>The <c>dtype</c> value (compute/load dtype) or null.</summary>
+    public string? DType { get; init; }
+
+    /// <summary>The <c>out_dtype</c> value or null.</summary>
+    public string? OutDType { get; init; }
+
+    /// <summary>Top-level keys this engine does not use (reported as warnings).</summary>
+    public required IReadOnlyList<string> IgnoredKeys { get; init; }
+
+    /// <summary>Reads and parses a config file; every problem is a <see cref="BadInputException"/>.</summary>
+    public static MergeConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new BadInputException($"{path}: config file not found");
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (IOException e) { throw new BadInputException($"{path}: cannot read config: {e.Message}"); }
+        return Parse(text, path);
+    }
+
+    /// <summary>Parses config text; <paramref name="path"/> is used for messages and relative paths.</summary>
+    public static MergeConfig Parse(string text, string path)
+    {
+        var stream = new YamlStream();
+        try { stream.Load(new StringReader(text)); }
+        catch (YamlException e) { throw new BadInputException($"{path}:{e.Start.Line}: invalid YAML: {OneLine(e.InnerException?.Message ?? e.Message)}"); }
+        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+            throw new BadInputException($"{path}: config must be a YAML mapping with merge_method, models, ...");
+
+        var keys = new Dictionary<string, YamlNode>();
+        var ignored = new List<string>();
+        foreach (var (k, v) in root.Children)
+        {
+            string key = Scalar(k, path, "key");
+            if (!keys.TryAdd(key, v)) throw new BadInputException($"{path}:{k.Start.Line}: duplicate key '{key}'");
+            if (key is "slices" or "modules")
+                throw new BadInputException($"{path}:{k.Start.Line}: '{key}' configs are not supported yet; list whole models under 'models:'");
+            if (!KnownTopLevel.Contains(key)) ignored.Add(key);
+        }
+
+        if (!keys.TryGetValue("merge_method", out var methodNode))
+            throw new BadInputException($"{path}: missing required key 'merge_method'");
+        string method = Scalar(methodNode, path, "merge_method");
+
+        string dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path)) ?? ".";
+        string? baseModel = keys.TryGetValue("base_model", out var bm) ? ModelRef(bm, path, "base_model") : null;
+
+        if (!keys.TryGetValue("models", out var modelsNode) || modelsNode is not YamlSequenceNode modelSeq || modelSeq.Children.Count == 0)
+            throw new BadInputException($"{path}: 'models' must be a non-empty list of {{model: PATH, parameters: ...}}");
+        var models = new List<ModelEntry>();
+        foreach (var item in modelSeq.Children)
+        {
+            string where = $"{path}:{item.Start.Line}";
+            if (item is YamlScalarNode) { var m = ModelRef(item, path, "model"); models.Add(new ModelEntry(m, Resolve(m, dir), new Dictionary<string, ParameterSetting>())); continue; }
+            if (item is not YamlMappingNode map) throw new BadInputException($"{where}: each models entry must be a mapping with 'model:'");
+            string? model = null;
+            IReadOnlyDictionary<string, ParameterSetting> ps = new Dictionary<string, ParameterSetting>();
+            foreach (var (k, v) in map.Children)
+            {
+                switch (Scalar(k, path, "key"))
+                {
+                    case "model": model = ModelRef(v, path, "model"); break;
+                    case "parameters": ps = ParseParameters(v, path); break;
+                    default: throw new BadInputException($"{path}:{k.Start.Line}: unknown key '{Scalar(k, path, "key")}' in models entry (expected model, parameters)");
+                }
+            }
+            if (model is null) throw new BadInputException($"{where}: models entry without 'model:'");
+            models.Add(new ModelEntry(model, Resolve(model, dir), ps));
+        }
+
+        return new MergeConfig
+        {
+            Path = path,
+            Text = text,
+            MergeMethod = method,
+            BaseModel = baseModel,
+            BaseModelPath = baseModel is null ? null : Resolve(baseModel, dir),
+            Models = models,
+            Parameters = keys.TryGetValue("parameters", out var p) ? ParseParameters(p, path) : new Dictionary<string, ParameterSetting>(),
+            DType = keys.TryGetValue("dtype", out var d) ? Scalar(d, path, "dtype") : null,
+            OutDType = keys.TryGetValue("out_dtype", out var od) ? Scalar(od, path, "out_dtype") : null,
+            IgnoredKeys = ignored,
+        };
+    }
+
+    private static string Resolve(string model, string configDir)
+    {
+        if (File.Exists(model) || Directory.Exists(model)) return System.IO.Path.GetFullPath(model);
+        string rel = System.IO.Path.Combine(configDir, model);
+        return File.Exists(rel) || Directory.Exists(rel) ? System.IO.Path.GetFullPath(rel) : model;
+    }
+
+    private static string ModelRef(YamlNode node, string path, string what)
+    {
+        if (node is YamlMappingNode m)
+        {
+            // mergekit also accepts {model: {path: ...}} and {path: ...} references.
+            foreach (var (k, v) in m.Children)
+                if (k is YamlScalarNode { Value: "path" or "model" }) return ModelRef(v, path, what);
+        }
+        string s = Scalar(node, path, what);
+        if (s.Contains('+')) throw new BadInputException($"{path}:{node.Start.Line}: '{s}': LoRA references (model+lora) are not supported");
+        return s;
+    }
+
+    private static Dictionary<string, ParameterSetting> ParseParameters(YamlNode node, string path)
+    {
+        if (node is YamlScalarNode { Value: null or "" or "~" or "null" }) return [];
+        if (node is not YamlMappingNode map)
+            throw new BadInputException($"{path}:{node.Start.Line}: 'parameters' must be a mapping of name: value");
+        var result = new Dictionary<string, ParameterSetting>();
+        foreach (var (k, v) in map.Children)
+        {
+            string name = Scalar(k, path, "parameter name");
+            if (!result.TryAdd(name, ParseSetting(v, path)))
+                throw new BadInputException($"{path}:{k.Start.Line}: duplicate parameter '{name}'");
+        }
+        return result;
+    }
+
+    private static ParameterSetting ParseSetting(YamlNode node, string path)
+    {
+        string loc = $"{path}:{node.Start.Line}";
+        switch (node)
+        {
+            case YamlScalarNode s:
+                return new ScalarSetting(s.Value ?? "") { Location = loc };
+            case YamlMappingNode m:
+                return new ConditionalSetting([ParseCondition(m, path)]) { Location = loc };
+            case YamlSequenceNode seq when seq.Children.Count == 0:
+                return new StringListSetting([]) { Location = loc };
+            case YamlSequenceNode seq when seq.Children.All(c => c is YamlMappingNode):
+                return new ConditionalSetting(seq.Children.Select(c => ParseCondition((YamlMappingNode)c, path)).ToArray()) { Location = loc };
+            case YamlSequenceNode seq when seq.Children.All(c => c is YamlScalarNode):
+            {
+                var texts = seq.Children.Select(c => ((YamlScalarNode)c).Value ?? "").ToArray();
+                var nums = new double[texts.Length];
+                bool numeric = true;
+                for (int i = 0; i < texts.Length && numeric; i++) numeric = ParameterParsing.TryParseDouble(texts[i], out nums[i]);
+                return numeric ? new GradientSetting(nums) { Location = loc } : new StringListSetting(texts) { Location = loc };
+            }
+            default:
+                throw new BadInputException($"{loc}: a parameter value must be a scalar, a list of numbers, or a list of {{filter, value}}");
+        }
+    }
+
+    private static Condition ParseCondition(YamlMappingNode m, string path)
+    {
+        string? filter = null;
+        ParameterSetting? value = null;
+        foreach (var (k, v) in m.Children)
+        {
+            switch (Scalar(k, path, "key"))
+            {
+                case "filter": filter = Scalar(v, path, "filter"); break;
+                case "value": value = ParseSetting(v, path); break;
+                default: throw new BadInputException($"{path}:{k.Start.Line}: unknown key '{Scalar(k, path, "key")}' in a conditional parameter (expected filter, value)");
+            }
+        }
+        return new Condition(filter, value ?? throw new BadInputException($"{path}:{m.Start.Line}: conditional parameter without 'value'"));
+    }
+
+    private static string Scalar(YamlNode node, string path, string what) =>
+        node is YamlScalarNode { Value: { } v } ? v : throw new BadInputException($"{path}:{node.Start.Line}: '{what}' must be a plain value");
+
+    private static string OneLine(string s) => s.ReplaceLineEndings(" ");
+}

@@ -1,0 +1,49 @@
+namespace TaskMerge.Engine.Merge;
+
+/// <summary>Run options of <c>taskmerge merge</c> (the CLI flags).</summary>
+public sealed record MergeOptions
+{
+    /// <summary>Largest output shard in bytes (<c>--out-shard-size</c>, default 5 GB as mergekit's "5B").</summary>
+    public long OutShardBytes { get; init; } = 5_000_000_000;
+
+    /// <summary><c>--random-seed</c>; null draws no seed and uses 0.</summary>
+    public ulong? RandomSeed { get; init; }
+
+    /// <summary><c>--allow-crimes</c>: a shape mismatch skips that expert's tensor instead of failing.</summary>
+    public bool AllowCrimes { get; init; }
+
+    /// <summary><c>-i/--tensor-intersection</c>: drop tensors some expert lacks instead of using τ = 0.</summary>
+    public bool TensorIntersection { get; init; }
+
+    /// <summary>Tensors loaded ahead of the one being merged.</summary>
+    public int Prefetch { get; init; } = 2;
+}
+
+/// <summary>Receives progress of a merge; the CLI draws bars or prints lines from it.</summary>
+public interface IMergeProgress
+{
+    /// <summary>A stage starts with <paramref name="total"/> work items.</summary>
+    void StageStarted(string stage, long total);
+
+    /// <summary>One item of the current stage is done, having moved <paramref name="bytes"/> bytes.</summary>
+    void Advance(string item, long bytes);
+
+    /// <summary>A non-fatal problem the user should see.</summary>
+    void Warn(string message);
+}
+
+/// <summary>Progress sink that discards everything.</summary>
+public sealed class NullProgress : IMergeProgress
+{
+    /// <summary>The shared instance.</summary>
+    public static NullProgress Instance { get; } = new();
+
+    /// <inheritdoc />
+    public void StageStarted(string stage, long total) { }
+
+    /// <inheritdoc />
+    public void Advance(string item, long bytes) { }
+
+    /// <inheritdoc />
+    public void Warn(string message) { }
+}

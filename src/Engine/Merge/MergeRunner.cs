@@ -1,0 +1,214 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using TaskMerge.Engine.IO;
+using TaskMerge.Engine.Methods;
+using TaskMerge.Engine.Tensors;
+
+namespace TaskMerge.Engine.Merge;
+
+/// <summary>
+/// Executes a <see cref="MergePlan"/>: streams tensor groups through load → merge → write, each
+/// stage on its own thread with a bounded queue between them, so at most a few groups are in
+/// memory and reading, compute and writing overlap. Output is written atomically.
+/// </summary>
+public static class MergeRunner
+{
+    private sealed record LoadedGroup(PlannedTensor Planned, float[]? Base, (int Model, float[] Values)[] Experts, byte[]? Raw);
+
+    private sealed record ResultGroup(PlannedTensor Planned, float[]? Values, byte[]? Raw);
+
+    /// <summary>Runs the merge into <paramref name="outDir"/> and returns the report (also written as <c>merge_report.json</c>).</summary>
+    public static MergeReport Run(MergePlan plan, string outDir, IBackend backend, IMergeProgress progress, TimeSpan planTime, CancellationToken ct = default)
+    {
+        var total = Stopwatch.StartNew();
+        Directory.CreateDirectory(outDir);
+        var report = new MergeReport(plan, backend.Name) { PlanSeconds = planTime.TotalSeconds };
+        foreach (var w in plan.Warnings) progress.Warn(w);
+
+        using var writer = new SafetensorsWriter(outDir,
+            plan.Tensors.Select(t => (t.Name, t.OutDType, t.Shape.Select(d => (long)d).ToArray())).ToList(),
+            plan.Options.OutShardBytes);
+
+        ulong seed = plan.Options.RandomSeed ?? 0;
+        var prepare = Stopwatch.StartNew();
+        progress.StageStarted("prepare", 1);
+        plan.Method.Prepare(new MergeContext
+        {
+            Tensors = plan.Tensors.Where(t => t.Action == TensorAction.Merge).Select(t => (t.Name, t.Shape)).ToList(),
+            ExpertCount = plan.Experts.Count,
+            Backend = backend,
+            Parameters = plan.Parameters,
+            Seed = seed,
+            Report = report.MethodReport,
+            Load = (name, model) => Upload(backend, model < 0 ? LoadReference(plan, name) : LoadExpertOrBase(plan, name, model), ShapeOf(plan, name)),
+        });
+        progress.Advance("prepare", 0);
+        report.PrepareSeconds = prepare.Elapsed.TotalSeconds;
+
+        progress.StageStarted("merge", plan.Tensors.Count);
+        var loaded = Channel.CreateBounded<LoadedGroup>(Math.Max(1, plan.Options.Prefetch));
+        var merged = Channel.CreateBounded<ResultGroup>(Math.Max(1, plan.Options.Prefetch));
+        var loadTime = new Stopwatch();
+        var computeTime = new Stopwatch();
+        var writeTime = new Stopwatch();
+
+        var loader = Task.Run(async () =>
+        {
+            try
+            {
+                foreach (var t in plan.Tensors)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    loadTime.Start();
+                    var g = Load(plan, t, report);
+                    loadTime.Stop();
+                    await loaded.Writer.WriteAsync(g, ct);
+                }
+                loaded.Writer.Complete();
+            }
+            catch (Exception e) { loaded.Writer.Complete(e); }
+        }, ct);
+
+        var computer = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var g in loaded.Reader.ReadAllAsync(ct))
+                {
+                    computeTime.Start();
+                    var r = Compute(plan, g, backend, seed, report);
+                    computeTime.Stop();
+                    await merged.Writer.WriteAsync(r, ct);
+                }
+                merged.Writer.Complete();
+            }
+            catch (Exception e) { merged.Writer.Complete(e); }
+        }, ct);
+
+        try
+        {
+            foreach (var r in merged.Reader.ReadAllAsync(ct).ToBlockingEnumerable(ct))
+            {
+                writeTime.Start();
+                if (r.Raw is not null) writer.Write(r.Planned.Name, r.Raw);
+                else writer.WriteFloat32(r.Planned.Name, r.Values!);
+                writeTime.Stop();
+                long outBytes = r.Planned.Shape.Aggregate(1L, (a, d) => a * d) * r.Planned.OutDType.Size();
+                report.BytesWritten += outBytes;
+                if (r.Planned.Action == TensorAction.Merge) report.TensorsMerged++; else report.TensorsCopied++;
+                progress.Advance(r.Planned.Name, outBytes);
+            }
+        }
+        finally
+        {
+            Task.WaitAll([loader, computer], TimeSpan.FromSeconds(30));
+        }
+        RethrowFirst(loader, computer);
+
+        writeTime.Start();
+        writer.Commit();
+        ModelDirectoryFiles.CopyConfig(plan.Reference.ConfigJsonPath, outDir, plan.OutDType);
+        WriteAtomically(Path.Combine(outDir, "taskmerge_config.yml"), plan.Config.Text);
+        writeTime.Stop();
+
+        report.LoadSeconds = loadTime.Elapsed.TotalSeconds;
+        report.ComputeSeconds = computeTime.Elapsed.TotalSeconds;
+        report.WriteSeconds = writeTime.Elapsed.TotalSeconds;
+        report.ExecuteSeconds = total.Elapsed.TotalSeconds;
+        report.Files = writer.Files.Select(Path.GetFileName).ToList()!;
+        WriteAtomically(Path.Combine(outDir, "merge_report.json"), report.ToJson());
+        return report;
+    }
+
+    private static void RethrowFirst(params Task[] tasks)
+    {
+        foreach (var t in tasks)
+            if (t.Exception?.InnerException is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+    }
+
+    private static int[] ShapeOf(MergePlan plan, string name) => plan.Tensors.First(t => t.Name == name).Shape;
+
+    private static LoadedGroup Load(MergePlan plan, PlannedTensor t, MergeReport report)
+    {
+        if (t.Action == TensorAction.CopyBase)
+        {
+            report.AddRead(t.SourceDType.Size() * Count(t.Shape));
+            if (t.SourceDType == t.OutDType) return new LoadedGroup(t, null, [], plan.Reference.GetBytes(t.Name).ToArray());
+            return new LoadedGroup(t, LoadReference(plan, t.Name), [], null);
+        }
+        float[]? baseValues = plan.HasBase ? LoadReference(plan, t.Name) : null;
+        if (baseValues is not null) report.AddRead(t.SourceDType.Size() * Count(t.Shape));
+        var experts = new List<(int, float[])>();
+        foreach (int e in t.Experts.Concat(t.Missing).Order())
+        {
+            if (t.Missing.Contains(e)) { experts.Add((e, baseValues!)); continue; }
+            plan.Experts[e].TryGet(t.Name, out var info);
+            report.AddRead(info!.ByteLength);
+            experts.Add((e, LoadFloat(plan, plan.Experts[e], t.Name, info.ElementCount)));
+        }
+        return new LoadedGroup(t, baseValues, experts.ToArray(), null);
+    }
+
+    private static float[] LoadReference(MergePlan plan, string name)
+    {
+        plan.Reference.TryGet(name, out var info);
+        return LoadFloat(plan, plan.Reference, name, info!.ElementCount);
+    }
+
+    private static float[] LoadExpertOrBase(MergePlan plan, string name, int model) =>
+        plan.Experts[model].TryGet(name, out var info) ? LoadFloat(plan, plan.Experts[model], name, info!.ElementCount) : LoadReference(plan, name);
+
+    private static float[] LoadFloat(MergePlan plan, ModelSource source, string name, long count)
+    {
+        var a = GC.AllocateUninitializedArray<float>(checked((int)count));
+        source.ReadFloat32(name, a);
+        FloatConvert.RoundTo(plan.ComputeDType, a);
+        return a;
+    }
+
+    private static Tensor Upload(IBackend backend, float[] values, int[] shape)
+    {
+        var t = backend.Empty(shape);
+        backend.Upload(values, t);
+        return t;
+    }
+
+    private static ResultGroup Compute(MergePlan plan, LoadedGroup g, IBackend backend, ulong seed, MergeReport report)
+    {
+        if (g.Raw is not null) return new ResultGroup(g.Planned, null, g.Raw);
+        if (g.Planned.Action == TensorAction.CopyBase) return new ResultGroup(g.Planned, g.Base, null);
+        var shape = g.Planned.Shape;
+        Tensor? baseT = g.Base is null ? null : Upload(backend, g.Base, shape);
+        var experts = new List<ExpertTensor>();
+        try
+        {
+            foreach (var (model, values) in g.Experts)
+                experts.Add(new ExpertTensor(model, ReferenceEquals(values, g.Base) ? baseT! : Upload(backend, values, shape)));
+            var diagnostics = new Dictionary<string, object>();
+            using var result = plan.Method.Merge(new TensorGroup
+            {
+                Name = g.Planned.Name, Depth = g.Planned.Depth, Base = baseT, Experts = experts, Backend = backend,
+                Parameters = plan.Parameters, Seed = seed, Diagnostics = diagnostics,
+            });
+            if (diagnostics.Count > 0) report.AddTensorDiagnostics(g.Planned.Name, diagnostics);
+            var values = new float[result.Length];
+            backend.Download(result, values);
+            return new ResultGroup(g.Planned, values, null);
+        }
+        finally
+        {
+            foreach (var e in experts) if (!ReferenceEquals(e.Values, baseT)) e.Values.Dispose();
+            baseT?.Dispose();
+        }
+    }
+
+    private static long Count(int[] shape) => shape.Aggregate(1L, (a, d) => a * d);
+
+    /// <summary>Writes a text file through a temporary name and a rename.</summary>
+    public static void WriteAtomically(string path, string text)
+    {
+        string tmp = path + $".tmp-{Environment.ProcessId}";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
+    }
+}

@@ -1,0 +1,163 @@
+using System.Globalization;
+using TaskMerge.Engine.Config;
+
+namespace TaskMerge.Engine.Methods;
+
+/// <summary>
+/// Resolves a method's parameters for one tensor with mergekit's precedence:
+/// <c>models[i].parameters</c> (per-model parameters only) over top-level <c>parameters</c> over the
+/// declared default. Every given value is type-checked once, at plan time.
+/// </summary>
+public sealed class MergeParameters
+{
+    private readonly Dictionary<string, ParameterDef> _defs;
+    private readonly IReadOnlyDictionary<string, ParameterSetting> _global;
+    private readonly IReadOnlyList<IReadOnlyDictionary<string, ParameterSetting>> _perModel;
+
+    /// <summary>Builds and validates the parameters of <paramref name="defs"/> from config settings.</summary>
+    /// <param name="defs">The method's declared parameters.</param>
+    /// <param name="global">Top-level <c>parameters</c>.</param>
+    /// <param name="perModel">Each expert's <c>parameters</c>, by expert index.</param>
+    /// <param name="warnings">Receives one line per unknown parameter.</param>
+    public MergeParameters(IEnumerable<ParameterDef> defs, IReadOnlyDictionary<string, ParameterSetting> global,
+        IReadOnlyList<IReadOnlyDictionary<string, ParameterSetting>> perModel, ICollection<string> warnings)
+    {
+        _defs = defs.ToDictionary(d => d.Name);
+        _global = global;
+        _perModel = perModel;
+        foreach (var (name, setting) in global) Check(name, setting, false, warnings);
+        foreach (var ps in perModel)
+            foreach (var (name, setting) in ps) Check(name, setting, true, warnings);
+    }
+
+    /// <summary>The declared parameters.</summary>
+    public IEnumerable<ParameterDef> Definitions => _defs.Values;
+
+    /// <summary>A float parameter for a tensor; <paramref name="model"/> selects per-model values (-1: global only).</summary>
+    public double Float(string name, string tensor = "", double t = 0, int model = -1) =>
+        ParseFloat(Raw(name, tensor, t, model), name);
+
+    /// <summary>An integer parameter.</summary>
+    public int Int(string name, string tensor = "", double t = 0) => checked((int)Math.Round(Float(name, tensor, t)));
+
+    /// <summary>A boolean parameter.</summary>
+    public bool Bool(string name, string tensor = "", double t = 0, int model = -1)
+    {
+        object v = Raw(name, tensor, t, model);
+        if (v is bool b) return b;
+        string s = Convert.ToString(v, CultureInfo.InvariantCulture)!;
+        return ParameterParsing.TryParseBool(s, out b) ? b : throw new BadInputException($"parameter '{name}': '{s}' is not a boolean");
+    }
+
+    /// <summary>A string parameter.</summary>
+    public string String(string name, string tensor = "", double t = 0) =>
+        Convert.ToString(Raw(name, tensor, t, -1), CultureInfo.InvariantCulture) ?? "";
+
+    /// <summary>A string-list parameter (a single string counts as a one-element list).</summary>
+    public IReadOnlyList<string> List(string name)
+    {
+        if (_global.TryGetValue(name, out var s))
+            return s switch
+            {
+                StringListSetting l => l.Values,
+                ScalarSetting { Text: "" } => [],
+                ScalarSetting sc => [sc.Text],
+                _ => throw new BadInputException($"{s.Location}: parameter '{name}' must be a list of strings"),
+            };
+        return (string[])Def(name).Default!;
+    }
+
+    /// <summary>Resolved values of every global parameter (for reports).</summary>
+    public Dictionary<string, object?> ResolvedGlobals()
+    {
+        var r = new Dictionary<string, object?>();
+        foreach (var d in _defs.Values.OrderBy(d => d.Name, StringComparer.Ordinal))
+        {
+            if (d.PerModel && !_global.ContainsKey(d.Name)) continue;
+            if (_global.TryGetValue(d.Name, out var s) && s is not ScalarSetting && d.Kind != ParameterKind.StringList) { r[d.Name] = Describe(s); continue; }
+            r[d.Name] = d.Kind switch
+            {
+                ParameterKind.Float => Float(d.Name),
+                ParameterKind.Int => Int(d.Name),
+                ParameterKind.Bool => Bool(d.Name),
+                ParameterKind.StringList => List(d.Name),
+                _ => _global.ContainsKey(d.Name) || d.Default is not null ? String(d.Name) : null,
+            };
+        }
+        return r;
+    }
+
+    private static string Describe(ParameterSetting s) => s switch
+    {
+        GradientSetting g => "gradient [" + string.Join(", ", g.Values.Select(v => v.ToString("R", CultureInfo.InvariantCulture))) + "]",
+        ConditionalSetting c => "conditional [" + string.Join(", ", c.Conditions.Select(x => $"{x.Filter ?? "*"} → {Describe(x.Value)}")) + "]",
+        ScalarSetting sc => sc.Text,
+        StringListSetting l => "[" + string.Join(", ", l.Values) + "]",
+        _ => s.ToString(),
+    };
+
+    private ParameterDef Def(string name) =>
+        _defs.TryGetValue(name, out var d) ? d : throw new InvalidOperationException($"method did not declare parameter '{name}'");
+
+    private object Raw(string name, string tensor, double t, int model)
+    {
+        var def = Def(name);
+        if (model >= 0 && def.PerModel && model < _perModel.Count && _perModel[model].TryGetValue(name, out var ms) && ms.Evaluate(tensor, t) is { } mv)
+            return mv;
+        if (_global.TryGetValue(name, out var gs) && gs.Evaluate(tensor, t) is { } gv)
+            return gv;
+        return def.Default ?? throw new BadInputException($"missing required parameter '{name}'" + (tensor.Length > 0 ? $" for tensor {tensor}" : ""));
+    }
+
+    private static double ParseFloat(object v, string name) => v switch
+    {
+        double d => d,
+        int i => i,
+        bool b => b ? 1 : 0,
+        string s when ParameterParsing.TryParseDouble(s, out double d) => d,
+        string s when ParameterParsing.TryParseBool(s, out bool b) => b ? 1 : 0,
+        _ => throw new BadInputException($"parameter '{name}': '{v}' is not a number"),
+    };
+
+    private void Check(string name, ParameterSetting setting, bool perModelScope, ICollection<string> warnings)
+    {
+        if (!_defs.TryGetValue(name, out var def))
+        {
+            warnings.Add($"{setting.Location}: parameter '{name}' is not used by this method (known: {string.Join(", ", _defs.Keys.Order(StringComparer.Ordinal))})");
+            return;
+        }
+        if (perModelScope && !def.PerModel)
+        {
+            warnings.Add($"{setting.Location}: parameter '{name}' is global for this method; the per-model value is ignored");
+            return;
+        }
+        if (def.Kind == ParameterKind.StringList)
+        {
+            if (setting is not (StringListSetting or ScalarSetting))
+                throw new BadInputException($"{setting.Location}: parameter '{name}' must be a list of strings");
+            return;
+        }
+        foreach (var leaf in Leaves(setting))
+        {
+            if (leaf is GradientSetting && def.Kind != ParameterKind.Float)
+                throw new BadInputException($"{setting.Location}: parameter '{name}' cannot be a gradient list");
+            if (leaf is StringListSetting && def.Kind != ParameterKind.String)
+                throw new BadInputException($"{setting.Location}: parameter '{name}' must be a single {def.Kind.ToString().ToLowerInvariant()}, not a list");
+            if (leaf is not ScalarSetting sc) continue;
+            bool ok = def.Kind switch
+            {
+                ParameterKind.Float or ParameterKind.Int => ParameterParsing.TryParseDouble(sc.Text, out _),
+                ParameterKind.Bool => ParameterParsing.TryParseBool(sc.Text, out _),
+                ParameterKind.String => def.Choices is null || def.Choices.Contains(sc.Text),
+                _ => true,
+            };
+            if (!ok)
+                throw new BadInputException(def.Choices is null
+                    ? $"{setting.Location}: parameter '{name}' must be a {def.Kind.ToString().ToLowerInvariant()}, got '{sc.Text}'"
+                    : $"{setting.Location}: parameter '{name}' must be one of {string.Join("|", def.Choices)}, got '{sc.Text}'");
+        }
+    }
+
+    private static IEnumerable<ParameterSetting> Leaves(ParameterSetting s) =>
+        s is ConditionalSetting c ? c.Conditions.SelectMany(x => Leaves(x.Value)) : [s];
+}

@@ -1,0 +1,22 @@
+using TaskMerge.Engine.Tensors;
+
+namespace TaskMerge.Engine.Methods;
+
+/// <summary>θ₀ + λ·Σ wᵢτᵢ (Ilharco et al.); mergekit's `task_arithmetic`.</summary>
+public sealed class TaskArithmeticMethod : IMergeMethod
+{
+    /// <inheritdoc />
+    public string Name => "task_arithmetic";
+
+    /// <inheritdoc />
+    public string Description => "θ₀ + λ·Σ wᵢτᵢ (Ilharco et al.)";
+
+    /// <inheritdoc />
+    public IReadOnlyList<ParameterDef> Parameters { get; } = TaskArithmeticCore.CommonParameters(normalize: false, rescale: false);
+
+    /// <inheritdoc />
+    public bool UsesTaskVectors => true;
+
+    /// <inheritdoc />
+    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification.None, consensus: false);
+}

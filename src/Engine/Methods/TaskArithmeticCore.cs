@@ -1,0 +1,104 @@
+using TaskMerge.Engine.Tensors;
+
+namespace TaskMerge.Engine.Methods;
+
+/// <summary>How task vectors are sparsified before mixing.</summary>
+public enum Sparsification
+{
+    /// <summary>Keep every entry.</summary>
+    None,
+    /// <summary>Keep the top <c>density</c> fraction by magnitude (TIES).</summary>
+    Magnitude,
+    /// <summary>Keep each entry with probability <c>density</c> (DARE).</summary>
+    Random,
+}
+
+/// <summary>
+/// mergekit's generalized task arithmetic, which task_arithmetic, ties, dare_linear and dare_ties
+/// configure: τᵢ = θᵢ − θ₀ → sparsify (optional L1 rescale) → weight → optional sign consensus →
+/// sum → divide by the (masked) weight sum when <c>normalize</c> → times <c>lambda</c> → θ₀ + mix.
+/// </summary>
+public static class TaskArithmeticCore
+{
+    /// <summary>Parameters every configuration shares.</summary>
+    public static IReadOnlyList<ParameterDef> CommonParameters(bool normalize, bool rescale) =>
+    [
+        ParameterDef.Float("weight", 1.0, "per-model weight wᵢ", perModel: true),
+        ParameterDef.Float("density", 1.0, "fraction of each task vector kept (TIES/DARE)", perModel: true),
+        ParameterDef.Float("lambda", 1.0, "scale of the mixed task vector"),
+        ParameterDef.Bool("normalize", normalize, "divide by the (sign-masked) sum of weights"),
+        ParameterDef.Bool("rescale", rescale, "after sparsifying, rescale to the original L1 norm (mergekit)"),
+        ParameterDef.Bool("int8_mask", false, "accepted for mergekit compatibility; masks never take extra memory here"),
+    ];
+
+    /// <summary>Merges one tensor group.</summary>
+    public static Tensor Merge(TensorGroup g, Sparsification sparsification, bool consensus)
+    {
+        var be = g.Backend;
+        var baseT = g.Base ?? throw new InvalidOperationException("task arithmetic needs a base tensor");
+        bool normalize = g.Bool("normalize"), rescale = g.Bool("rescale");
+        double lambda = g.Float("lambda");
+        int k = g.Experts.Count;
+        var weights = new float[k];
+        var weighted = new List<Tensor>(k);
+        try
+        {
+            for (int i = 0; i < k; i++)
+            {
+                var e = g.Experts[i];
+                weights[i] = (float)g.Float("weight", e.Model);
+                var tv = be.Empty(baseT.Shape.ToArray());
+                weighted.Add(tv);
+                be.Sub(e.Values, baseT, tv);
+                if (sparsification != Sparsification.None)
+                    Sparsify(g, tv, g.Float("density", e.Model), sparsification, rescale, e.Model);
+                if (weights[i] != 1f) be.Scale(tv, weights[i], tv);
+            }
+
+            var mixed = be.Zeros(baseT.Shape.ToArray());
+            if (consensus)
+            {
+                using var divisor = be.Empty(baseT.Shape.ToArray());
+                be.SignConsensus(weighted, weights, mixed, divisor);
+                if (normalize) be.Div(mixed, divisor, mixed);
+            }
+            else
+            {
+                foreach (var tv in weighted) be.Add(mixed, tv, mixed);
+                float divisor = 0f;
+                foreach (float w in weights) divisor += w;
+                if (Math.Abs(divisor) < 1e-8f) divisor = 1f;
+                if (normalize) be.Scale(mixed, 1f / divisor, mixed);
+            }
+            if (lambda != 1.0) be.Scale(mixed, (float)lambda, mixed);
+            be.Add(baseT, mixed, mixed);
+            return mixed;
+        }
+        finally
+        {
+            foreach (var t in weighted) t.Dispose();
+        }
+    }
+
+    private static void Sparsify(TensorGroup g, Tensor tv, double density, Sparsification how, bool rescale, int model)
+    {
+        if (density >= 1) return;
+        var be = g.Backend;
+        double before = rescale ? be.SumAbs(tv) : 0;
+        if (how == Sparsification.Magnitude)
+        {
+            long k = (long)(density * tv.Length);
+            if (k <= 0)
+                throw new BadInputException($"tensor {g.Name}: density {density} keeps no element of {tv.Length} for model {model}");
+            be.KeepTopKMagnitude(tv, k);
+        }
+        else
+        {
+            be.BernoulliKeep(tv, (float)density, g.Seed, CounterRng.StreamId(g.Name, model));
+        }
+        if (!rescale) return;
+        double after = be.SumAbs(tv);
+        if (before < 1e-7 || after < 1e-7) return;
+        be.Scale(tv, (float)(before / after), tv);
+    }
+}
