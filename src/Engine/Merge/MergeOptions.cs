@@ -15,6 +15,9 @@ public sealed record MergeOptions
     /// <summary><c>-i/--tensor-intersection</c>: drop tensors some expert lacks instead of using τ = 0.</summary>
     public bool TensorIntersection { get; init; }
 
+    /// <summary>Copy tokenizer and preprocessor files from the base model directory (mergekit's default).</summary>
+    public bool CopyTokenizer { get; init; } = true;
+
     /// <summary>Tensors loaded ahead of the one being merged.</summary>
     public int Prefetch { get; init; } = 2;
 }

@@ -1,0 +1,4 @@
+using System.CommandLine;
+using TaskMerge.Cli;
+
+return CliApp.Run(args);
