@@ -11,8 +11,6 @@ Task("Test").IsDependentOn("Build").Does(() =>
     {
         Configuration = configuration,
         NoBuild = true,
-        Loggers = { "trx" },
-        ResultsDirectory = "./TestResults",
     }));
 
 Task("Bench").IsDependentOn("Build").Does(() =>

@@ -75,19 +75,19 @@ public static class TiesThroughput
     {
         Directory.CreateDirectory(dir);
         const int d = 2048, ff = 5632;
-        var specs = new List<(string, DType, long[])>();
+        var specs = new List<TensorSpec>();
         for (int l = 0; l < layers; l++)
         {
             string p = $"model.layers.{l}.";
             foreach (var n in new[] { "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj" })
-                specs.Add((p + n + ".weight", DType.BF16, [d, d]));
-            specs.Add((p + "mlp.up_proj.weight", DType.BF16, [ff, d]));
-            specs.Add((p + "mlp.down_proj.weight", DType.BF16, [d, ff]));
-            specs.Add((p + "input_layernorm.weight", DType.BF16, [d]));
+                specs.Add(new(p + n + ".weight", DType.BF16, [d, d]));
+            specs.Add(new(p + "mlp.up_proj.weight", DType.BF16, [ff, d]));
+            specs.Add(new(p + "mlp.down_proj.weight", DType.BF16, [d, ff]));
+            specs.Add(new(p + "input_layernorm.weight", DType.BF16, [d]));
         }
         using var w = new SafetensorsWriter(dir, specs, long.MaxValue);
         ulong state = 0x9E3779B97F4A7C15UL * (seed + 1);
-        foreach (var (name, _, shape) in specs)
+        foreach (var (name, _, shape) in specs.Select(s => (s.Name, s.DType, s.Shape)))
         {
             var values = new float[shape.Aggregate(1L, (a, b) => a * b)];
             for (int i = 0; i < values.Length; i++)

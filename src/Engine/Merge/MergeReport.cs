@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TaskMerge.Engine.Tensors;
 
 namespace TaskMerge.Engine.Merge;
 

@@ -26,7 +26,7 @@ public static class MergeRunner
         foreach (var w in plan.Warnings) progress.Warn(w);
 
         using var writer = new SafetensorsWriter(outDir,
-            plan.Tensors.Select(t => (t.Name, t.OutDType, t.Shape.Select(d => (long)d).ToArray())).ToList(),
+            plan.Tensors.Select(t => new TensorSpec(t.Name, t.OutDType, t.Shape.Select(d => (long)d).ToArray())),
             plan.Options.OutShardBytes);
 
         ulong seed = plan.Options.RandomSeed ?? 0;
@@ -116,7 +116,7 @@ public static class MergeRunner
         report.ComputeSeconds = computeTime.Elapsed.TotalSeconds;
         report.WriteSeconds = writeTime.Elapsed.TotalSeconds;
         report.ExecuteSeconds = total.Elapsed.TotalSeconds;
-        report.Files = writer.Files.Select(Path.GetFileName).ToList()!;
+        report.Files = writer.WrittenFiles.Select(Path.GetFileName).ToList()!;
         WriteAtomically(Path.Combine(outDir, "merge_report.json"), report.ToJson());
         return report;
     }
@@ -192,9 +192,9 @@ public static class MergeRunner
                 Parameters = plan.Parameters, Seed = seed, Diagnostics = diagnostics,
             });
             if (diagnostics.Count > 0) report.AddTensorDiagnostics(g.Planned.Name, diagnostics);
-            var values = new float[result.Length];
-            backend.Download(result, values);
-            return new ResultGroup(g.Planned, values, null);
+            var merged = new float[result.Length];
+            backend.Download(result, merged);
+            return new ResultGroup(g.Planned, merged, null);
         }
         finally
         {

@@ -92,10 +92,10 @@ public class BadInputTests
         Directory.CreateDirectory(bad);
         using (var src = ModelSource.Open(Path.Combine(Zoo, "expert_0")))
         {
-            var specs = src.Tensors.Select(t => (t.Name, t.DType, t.Name.EndsWith("fc2.bias") ? [t.Shape[0] + 1] : t.Shape)).ToList();
+            var specs = src.Tensors.Select(t => new TensorSpec(t.Name, t.DType, t.Name.EndsWith("fc2.bias") ? [t.Shape[0] + 1] : t.Shape)).ToList();
             using var w = new SafetensorsWriter(bad, specs, long.MaxValue);
-            foreach (var (name, type, shape) in specs)
-                w.Write(name, name.EndsWith("fc2.bias") ? new byte[(shape[0]) * 4] : src.GetBytes(name));
+            foreach (var s in specs)
+                w.Write(s.Name, s.Name.EndsWith("fc2.bias") ? new byte[s.ByteLength] : src.GetBytes(s.Name));
             w.Commit();
         }
         string cfg = Config(dir, $"merge_method: task_arithmetic\nbase_model: ZOO/base\nmodels: [ZOO/expert_1, {bad}]\n");

@@ -105,7 +105,7 @@ public class MergeConfigTests
     [InlineData("merge_method: ties\nmodels: []\n", "models")]
     [InlineData("merge_method: ties\nslices: []\nmodels: [a]\n", "slices")]
     [InlineData("merge_method: ties\nmodels:\n  - parameters: {weight: 1}\n", "without 'model:'")]
-    [InlineData("merge_method: ties\nmerge_method: linear\nmodels: [a]\n", "duplicate")]
+    [InlineData("merge_method: ties\nmerge_method: linear\nmodels: [a]\n", "uplicate")]
     public void Malformed_configs_are_bad_input(string yaml, string expected)
     {
         var e = Assert.Throws<BadInputException>(() => MergeConfig.Parse(yaml, "bad.yml"));

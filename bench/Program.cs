@@ -1,0 +1,13 @@
+using BenchmarkDotNet.Running;
+using TaskMerge.Bench;
+using TaskMerge.Bench.EndToEnd;
+
+if (args.Length > 0 && args[0] == "e2e-ties") return TiesThroughput.Run(args[1..]);
+BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return 0;
+
+namespace TaskMerge.Bench
+{
+    /// <summary>Entry point: BenchmarkDotNet suites, or <c>e2e-ties [DIR] [LAYERS] [DEVICE]</c> for the end-to-end run.</summary>
+    public partial class Program;
+}
