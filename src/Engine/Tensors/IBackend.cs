@@ -85,6 +85,9 @@ public interface IBackend : IDisposable
     /// </summary>
     void SignConsensus(IReadOnlyList<Tensor> weighted, ReadOnlySpan<float> weights, Tensor mixed, Tensor divisor);
 
+    /// <summary>One fused torch-order Adam/AdamW step (see <see cref="Optim.AdamStep"/>); <paramref name="step"/> is 1-based.</summary>
+    void AdamStep(Tensor param, Tensor grad, Tensor m, Tensor v, int step, Optim.AdamSettings settings);
+
     /// <summary>dst ← a / b elementwise.</summary>
     void Div(Tensor a, Tensor b, Tensor dst);
 

@@ -165,6 +165,16 @@ public sealed class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void AdamStep(Tensor param, Tensor grad, Tensor m, Tensor v, int step, Optim.AdamSettings settings)
+    {
+        SameLength(param, grad);
+        SameLength(param, m);
+        SameLength(param, v);
+        ForChunks(param.Length, (o, n) => Optim.AdamStep.Apply(Data(param).AsSpan(o, n), Data(grad).AsSpan(o, n),
+            Data(m).AsSpan(o, n), Data(v).AsSpan(o, n), step, settings));
+    }
+
+    /// <inheritdoc />
     public void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha = 1f, float beta = 0f)
     {
         int m = transA ? a.Cols : a.Rows, k = transA ? a.Rows : a.Cols;
