@@ -77,7 +77,7 @@ public sealed class MergeReport
             {
                 ["model"] = e.Model,
                 ["path"] = _plan.Experts[i].Path,
-                ["parameters"] = new JsonObject(e.Parameters.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)ToNode(p.Value.Evaluate("", 0))))),
+                ["parameters"] = new JsonObject(e.Parameters.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)JsonValue.Create(Methods.MergeParameters.Describe(p.Value))))),
             }).ToArray()),
             ["device"] = Device,
             ["compute_dtype"] = _plan.ComputeDType.TorchName(),

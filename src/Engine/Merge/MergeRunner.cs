@@ -31,7 +31,6 @@ public static class MergeRunner
 
         ulong seed = plan.Options.RandomSeed ?? 0;
         var prepare = Stopwatch.StartNew();
-        progress.StageStarted("prepare", 1);
         plan.Method.Prepare(new MergeContext
         {
             Tensors = plan.Tensors.Where(t => t.Action == TensorAction.Merge).Select(t => (t.Name, t.Shape)).ToList(),
@@ -42,7 +41,6 @@ public static class MergeRunner
             Report = report.MethodReport,
             Load = (name, model) => Upload(backend, model < 0 ? LoadReference(plan, name) : LoadExpertOrBase(plan, name, model), ShapeOf(plan, name)),
         });
-        progress.Advance("prepare", 0);
         report.PrepareSeconds = prepare.Elapsed.TotalSeconds;
 
         progress.StageStarted("merge", plan.Tensors.Count);

@@ -87,7 +87,8 @@ public sealed class MergeParameters
         return r;
     }
 
-    private static string Describe(ParameterSetting s) => s switch
+    /// <summary>A setting as a short human-readable string (scalars as written; gradients and conditionals spelled out).</summary>
+    public static string Describe(ParameterSetting s) => s switch
     {
         GradientSetting g => "gradient [" + string.Join(", ", g.Values.Select(v => v.ToString("R", CultureInfo.InvariantCulture))) + "]",
         ConditionalSetting c => "conditional [" + string.Join(", ", c.Conditions.Select(x => $"{x.Filter ?? "*"} → {Describe(x.Value)}")) + "]",
