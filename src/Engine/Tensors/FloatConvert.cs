@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace TaskMerge.Engine.Tensors;
 
@@ -20,12 +21,8 @@ public static class FloatConvert
                 System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(src)[..dst.Length], dst);
                 break;
             case DType.BF16:
-            {
-                var s = MemoryMarshal.Cast<byte, ushort>(src);
-                var d = MemoryMarshal.Cast<float, uint>(dst);
-                for (int i = 0; i < d.Length; i++) d[i] = (uint)s[i] << 16;
+                BFloat16ToFloat(MemoryMarshal.Cast<byte, ushort>(src)[..dst.Length], MemoryMarshal.Cast<float, uint>(dst));
                 break;
-            }
             case DType.F64:
             {
                 var s = MemoryMarshal.Cast<byte, double>(src);
@@ -49,11 +46,8 @@ public static class FloatConvert
                 System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(src, MemoryMarshal.Cast<byte, Half>(dst)[..src.Length]);
                 break;
             case DType.BF16:
-            {
-                var d = MemoryMarshal.Cast<byte, ushort>(dst);
-                for (int i = 0; i < src.Length; i++) d[i] = ToBFloat16(src[i]);
+                FloatToBFloat16(src, MemoryMarshal.Cast<byte, ushort>(dst)[..src.Length]);
                 break;
-            }
             case DType.F64:
             {
                 var d = MemoryMarshal.Cast<byte, double>(dst);
@@ -63,6 +57,46 @@ public static class FloatConvert
             default:
                 throw new ArgumentException($"{type} is not a floating-point type");
         }
+    }
+
+    private static void BFloat16ToFloat(ReadOnlySpan<ushort> s, Span<uint> d)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 16 <= s.Length; i += 16)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.Create(s.Slice(i, 16)));
+                (lo << 16).CopyTo(d.Slice(i, 8));
+                (hi << 16).CopyTo(d.Slice(i + 8, 8));
+            }
+        for (; i < s.Length; i++) d[i] = (uint)s[i] << 16;
+    }
+
+    private static void FloatToBFloat16(ReadOnlySpan<float> s, Span<ushort> d)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var absMask = Vector256.Create(0x7FFF_FFFFu);
+            var inf = Vector256.Create(0x7F80_0000u);
+            var quiet = Vector256.Create(0x0040_0000u);
+            var bias = Vector256.Create(0x7FFFu);
+            var one = Vector256<uint>.One;
+            for (; i + 16 <= s.Length; i += 16)
+            {
+                var a = Round(Vector256.Create(s.Slice(i, 8)).AsUInt32());
+                var b = Round(Vector256.Create(s.Slice(i + 8, 8)).AsUInt32());
+                Vector256.Narrow(a, b).CopyTo(d.Slice(i, 16));
+            }
+
+            Vector256<uint> Round(Vector256<uint> bits)
+            {
+                var isNan = Vector256.GreaterThan(bits & absMask, inf);
+                var rounded = (bits + bias + ((bits >>> 16) & one)) >>> 16;
+                return Vector256.ConditionalSelect(isNan, (bits | quiet) >>> 16, rounded);
+            }
+        }
+        for (; i < s.Length; i++) d[i] = ToBFloat16(s[i]);
     }
 
     /// <summary>float32 → bfloat16 bits, round-to-nearest-even, NaN kept quiet.</summary>

@@ -232,6 +232,12 @@ public sealed class CpuBackend : IBackend
         Parallel.For(0, chunks, _parallel, c => { var (o, n) = ChunkRange(c, length); body(o, n); });
     }
 
+    internal void ForEachChunk(long length, Action<int, int, int> body)
+    {
+        int chunks = ChunkCount(length);
+        Parallel.For(0, chunks, _parallel, c => { var (o, n) = ChunkRange(c, length); body(c, o, n); });
+    }
+
     /// <summary>Sums per-chunk float64 partials in chunk order, so the result is thread-count independent.</summary>
     internal double Reduce(long length, Func<int, int, double> partialOf)
     {

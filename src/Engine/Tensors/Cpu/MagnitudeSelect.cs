@@ -1,9 +1,12 @@
+using System.Runtime.Intrinsics;
+
 namespace TaskMerge.Engine.Tensors.Cpu;
 
 /// <summary>
 /// Top-k by magnitude as a two-pass radix select on the bit pattern of |x| (16 high bits, then
 /// 16 low bits): finds the k-th largest magnitude without sorting, then keeps everything above it
-/// and the first ties in index order.
+/// and the first ties in index order. Every pass is split over fixed chunks, so the result does not
+/// depend on the thread count.
 /// </summary>
 internal static class MagnitudeSelect
 {
@@ -11,17 +14,39 @@ internal static class MagnitudeSelect
     {
         if (k >= x.Length) return;
         if (k <= 0) { Array.Clear(x); return; }
-        var data = x;
-        uint threshold = FindThreshold(data, k, cpu);
-        long above = CountAbove(data, threshold, cpu);
-        long tiesToKeep = k - above;
-        for (int i = 0; i < x.Length; i++)
+        uint threshold = FindThreshold(x, k, cpu);
+
+        int chunks = CpuBackend.ChunkCount(x.Length);
+        var above = new long[chunks];
+        var ties = new long[chunks];
+        cpu.ForEachChunk(x.Length, (c, o, n) =>
         {
-            uint m = Magnitude(x[i]);
-            if (m > threshold) continue;
-            if (m == threshold && tiesToKeep > 0) { tiesToKeep--; continue; }
-            x[i] = 0f;
-        }
+            long a = 0, t = 0;
+            foreach (float v in x.AsSpan(o, n))
+            {
+                uint m = Magnitude(v);
+                if (m > threshold) a++;
+                else if (m == threshold) t++;
+            }
+            above[c] = a;
+            ties[c] = t;
+        });
+        long tiesToKeep = k - above.Sum();
+        var tiesBefore = new long[chunks];
+        for (int c = 1; c < chunks; c++) tiesBefore[c] = tiesBefore[c - 1] + ties[c - 1];
+
+        cpu.ForEachChunk(x.Length, (c, o, n) =>
+        {
+            long rank = tiesBefore[c];
+            var s = x.AsSpan(o, n);
+            for (int i = 0; i < s.Length; i++)
+            {
+                uint m = Magnitude(s[i]);
+                if (m > threshold) continue;
+                if (m == threshold && rank++ < tiesToKeep) continue;
+                s[i] = 0f;
+            }
+        });
     }
 
     /// <summary>|x| as an order-preserving unsigned key; NaN ranks above every number, as in torch.</summary>
@@ -30,7 +55,7 @@ internal static class MagnitudeSelect
     /// <summary>The magnitude key t with count(&gt; t) &lt; k ≤ count(≥ t).</summary>
     public static uint FindThreshold(float[] data, long k, CpuBackend cpu)
     {
-        var high = Histogram(data, cpu, static (m, _) => true, static m => (int)(m >> 16));
+        var high = Histogram(data, cpu, 16, 0, 0);
         long remaining = k;
         int hb = 0xFFFF;
         for (; hb > 0; hb--)
@@ -39,7 +64,7 @@ internal static class MagnitudeSelect
             remaining -= high[hb];
         }
         uint prefix = (uint)hb << 16;
-        var low = Histogram(data, cpu, (m, _) => (m & 0xFFFF_0000) == prefix, static m => (int)(m & 0xFFFF));
+        var low = Histogram(data, cpu, 0, 0xFFFF_0000, prefix);
         int lb = 0xFFFF;
         for (; lb > 0; lb--)
         {
@@ -49,28 +74,36 @@ internal static class MagnitudeSelect
         return prefix | (uint)lb;
     }
 
-    private static long CountAbove(float[] data, uint threshold, CpuBackend cpu) =>
-        (long)cpu.Reduce(data.Length, (o, n) =>
-        {
-            long c = 0;
-            foreach (float v in data.AsSpan(o, n)) if (Magnitude(v) > threshold) c++;
-            return c;
-        });
-
-    private static long[] Histogram(float[] data, CpuBackend cpu, Func<uint, int, bool> include, Func<uint, int> bin)
+    /// <summary>
+    /// Counts of the 16-bit digit (key &gt;&gt; shift) &amp; 0xFFFF over keys with (key &amp; mask) == match,
+    /// one histogram per worker partition (not per chunk) to keep the merge cheap.
+    /// </summary>
+    private static long[] Histogram(float[] data, CpuBackend cpu, int shift, uint mask, uint match)
     {
-        int chunks = CpuBackend.ChunkCount(data.Length);
-        var partial = new long[chunks][];
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = cpu.Threads }, c =>
+        int parts = Math.Max(1, Math.Min(cpu.Threads * 2, data.Length / CpuBackend.Chunk + 1));
+        var partial = new int[parts][];
+        long per = (data.Length + parts - 1) / parts;
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = cpu.Threads }, p =>
         {
-            var (o, n) = CpuBackend.ChunkRange(c, data.Length);
-            var h = new long[1 << 16];
-            foreach (float v in data.AsSpan(o, n))
+            int start = (int)Math.Min(data.Length, p * per), end = (int)Math.Min(data.Length, start + per);
+            var h = new int[1 << 16];
+            var s = data.AsSpan(start, end - start);
+            int i = 0;
+            if (mask == 0 && Vector256.IsHardwareAccelerated)
             {
-                uint m = Magnitude(v);
-                if (include(m, 0)) h[bin(m)]++;
+                var absMask = Vector256.Create(0x7FFF_FFFFu);
+                for (; i + 8 <= s.Length; i += 8)
+                {
+                    var keys = (Vector256.Create(s.Slice(i, 8)).AsUInt32() & absMask) >>> shift;
+                    for (int j = 0; j < 8; j++) h[(int)(keys.GetElement(j) & 0xFFFF)]++;
+                }
             }
-            partial[c] = h;
+            for (; i < s.Length; i++)
+            {
+                uint m = Magnitude(s[i]);
+                if ((m & mask) == match) h[(int)((m >> shift) & 0xFFFF)]++;
+            }
+            partial[p] = h;
         });
         var total = new long[1 << 16];
         foreach (var h in partial)
