@@ -165,12 +165,7 @@ public static class MergeRunner
         return a;
     }
 
-    private static Tensor Upload(IBackend backend, float[] values, int[] shape)
-    {
-        var t = backend.Empty(shape);
-        backend.Upload(values, t);
-        return t;
-    }
+    private static Tensor Upload(IBackend backend, float[] values, int[] shape) => backend.FromHost(values, shape);
 
     private static ResultGroup Compute(MergePlan plan, LoadedGroup g, IBackend backend, ulong seed, MergeReport report)
     {
@@ -184,15 +179,13 @@ public static class MergeRunner
             foreach (var (model, values) in g.Experts)
                 experts.Add(new ExpertTensor(model, ReferenceEquals(values, g.Base) ? baseT! : Upload(backend, values, shape)));
             var diagnostics = new Dictionary<string, object>();
-            using var result = plan.Method.Merge(new TensorGroup
+            var result = plan.Method.Merge(new TensorGroup
             {
                 Name = g.Planned.Name, Depth = g.Planned.Depth, Base = baseT, Experts = experts, Backend = backend,
                 Parameters = plan.Parameters, Seed = seed, Diagnostics = diagnostics,
             });
             if (diagnostics.Count > 0) report.AddTensorDiagnostics(g.Planned.Name, diagnostics);
-            var merged = new float[result.Length];
-            backend.Download(result, merged);
-            return new ResultGroup(g.Planned, merged, null);
+            return new ResultGroup(g.Planned, backend.DetachToHost(result), null);
         }
         finally
         {

@@ -16,6 +16,18 @@ public interface IBackend : IDisposable
     /// <summary>A zero-filled tensor.</summary>
     Tensor Zeros(params int[] shape);
 
+    /// <summary>
+    /// A tensor holding <paramref name="values"/>: the CPU backend adopts the array without a copy
+    /// (the caller must not touch it afterwards), device backends upload it.
+    /// </summary>
+    Tensor FromHost(float[] values, params int[] shape);
+
+    /// <summary>
+    /// The values of <paramref name="t"/> as a host array of exactly <see cref="Tensor.Length"/>
+    /// elements, disposing the tensor: the CPU backend hands over its array, device backends download.
+    /// </summary>
+    float[] DetachToHost(Tensor t);
+
     /// <summary>Copies host values into <paramref name="dst"/>.</summary>
     void Upload(ReadOnlySpan<float> src, Tensor dst);
 

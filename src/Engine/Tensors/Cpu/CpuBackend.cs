@@ -56,6 +56,18 @@ public sealed class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public Tensor FromHost(float[] values, params int[] shape) => Wrap(values, shape);
+
+    /// <inheritdoc />
+    public float[] DetachToHost(Tensor t)
+    {
+        var a = Data(t);
+        if (a.Length != t.Length) a = Span(t).ToArray();
+        t.Dispose();
+        return a;
+    }
+
+    /// <inheritdoc />
     public void Upload(ReadOnlySpan<float> src, Tensor dst) => src.CopyTo(Span(dst));
 
     /// <inheritdoc />
