@@ -1,3 +1,5 @@
+using TaskMerge.Kernels;
+
 namespace TaskMerge.Engine.Optim;
 
 /// <summary>Hyper-parameters of one Adam/AdamW update, with torch.optim defaults.</summary>
@@ -7,43 +9,38 @@ namespace TaskMerge.Engine.Optim;
 /// <param name="Eps">Added to the bias-corrected root of the second moment.</param>
 /// <param name="WeightDecay">L2 penalty (Adam: added to the gradient) or decoupled decay (AdamW).</param>
 /// <param name="Decoupled">True for AdamW: p ← p·(1 − lr·wd) before the Adam update.</param>
-public sealed record AdamSettings(float Lr, float Beta1 = 0.9f, float Beta2 = 0.999f, float Eps = 1e-8f, float WeightDecay = 0f, bool Decoupled = false);
+public sealed record AdamSettings(float Lr, float Beta1 = 0.9f, float Beta2 = 0.999f, float Eps = 1e-8f, float WeightDecay = 0f, bool Decoupled = false)
+{
+    /// <summary>The per-step scalars shared by the device kernel and the CPU twin.</summary>
+    public AdamScalars Scalars(int step) => new(step, Lr, Beta1, Beta2, Eps, WeightDecay, Decoupled);
+}
 
 /// <summary>
-/// The CPU twin of the fused Adam kernel: one step of torch.optim.Adam / AdamW (non-amsgrad,
-/// maximize off) in torch's update order, per element, in float32:
-/// g += wd·p (Adam) or p ·= 1 − lr·wd (AdamW); m ← m + (1−β₁)(g − m); v ← β₂v + (1−β₂)g²;
-/// p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + eps). Bias corrections are computed in float64 as
-/// Python does, then used as float32 scalars.
+/// One step of torch.optim.Adam / AdamW (non-amsgrad) on the host: the CPU twin of
+/// <see cref="OptimKernels.AdamStep"/>, same formula and scalars (<see cref="AdamScalars"/>):
+/// p ·= 1 − lr·wd (AdamW) or g += wd·p (Adam); m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+/// p −= (lr/(1−β1ᵗ))·m / (√v/√(1−β2ᵗ) + ε).
 /// </summary>
 public static class AdamStep
 {
-    /// <summary>Scalars of step <paramref name="step"/> (1-based): (−step size, 1/√(1−β₂ᵗ)).</summary>
-    public static (float NegStepSize, float InvBiasCorrection2Sqrt) Scalars(AdamSettings s, int step)
+    /// <summary>
+    /// Updates <paramref name="p"/>, <paramref name="m"/> and <paramref name="v"/> in place for step
+    /// <paramref name="step"/> (1 for the first step; m and v start at zero).
+    /// </summary>
+    public static void Apply(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, int step, AdamSettings settings)
     {
-        double bc1 = 1 - Math.Pow(s.Beta1, step), bc2 = 1 - Math.Pow(s.Beta2, step);
-        return ((float)(-(s.Lr / bc1)), (float)(1 / Math.Sqrt(bc2)));
-    }
-
-    /// <summary>Applies step <paramref name="step"/> (1-based) to the elements of <paramref name="p"/>.</summary>
-    public static void Apply(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, int step, AdamSettings s)
-    {
-        var (negStep, invBc2Sqrt) = Scalars(s, step);
-        float oneMinusB1 = 1f - s.Beta1, oneMinusB2 = 1f - s.Beta2, decay = 1f - s.Lr * s.WeightDecay;
+        if (g.Length != p.Length || m.Length != p.Length || v.Length != p.Length)
+            throw new ArgumentException($"Adam: lengths differ (p {p.Length}, g {g.Length}, m {m.Length}, v {v.Length})");
+        var s = settings.Scalars(step);
         for (int i = 0; i < p.Length; i++)
         {
+            if (s.ParamDecay != 1f) p[i] *= s.ParamDecay;
             float grad = g[i];
-            if (s.WeightDecay != 0f)
-            {
-                if (s.Decoupled) p[i] *= decay;
-                else grad += s.WeightDecay * p[i];
-            }
-            float mi = m[i] + oneMinusB1 * (grad - m[i]);
-            float vi = v[i] * s.Beta2 + oneMinusB2 * grad * grad;
-            m[i] = mi;
-            v[i] = vi;
-            float denom = MathF.Sqrt(vi) * invBc2Sqrt + s.Eps;
-            p[i] += negStep * (mi / denom);
+            if (s.WeightDecay != 0f) grad += s.WeightDecay * p[i];
+            m[i] = s.Beta1 * m[i] + s.OneMinusBeta1 * grad;
+            v[i] = s.Beta2 * v[i] + s.OneMinusBeta2 * grad * grad;
+            float denom = MathF.Sqrt(v[i]) / s.BiasCorrection2Sqrt + s.Eps;
+            p[i] -= s.StepSize * m[i] / denom;
         }
     }
 }

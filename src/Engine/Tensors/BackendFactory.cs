@@ -31,9 +31,6 @@ public static class BackendFactory
         }
     }
 
-    private static IBackend? TryCreateCuda(out string reason)
-    {
-        reason = "CUDA backend not built into this version";
-        return null;
-    }
+    private static IBackend? TryCreateCuda(out string reason) =>
+        Ilgpu.IlgpuBackend.TryCreateCuda(out reason, allowTf32: Environment.GetEnvironmentVariable("TASKMERGE_TF32") == "1");
 }

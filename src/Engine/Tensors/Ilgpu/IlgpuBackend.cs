@@ -1,0 +1,520 @@
+using System.Globalization;
+using System.Numerics;
+using System.Runtime.InteropServices;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using TaskMerge.Kernels;
+
+namespace TaskMerge.Engine.Tensors.Ilgpu;
+
+/// <summary>
+/// The device backend: tensors are float buffers of an ILGPU <see cref="ILGPU.Runtime.Accelerator"/>
+/// (CUDA in production; ILGPU's CPU accelerator runs the same kernels in tests), recycled through a
+/// size-bucketed pool. Every op is a kernel from <see cref="TaskMerge.Kernels"/>, compiled once and
+/// cached; GEMM/SYRK/GEMV go through cuBLAS on a CUDA accelerator where cuBLAS loads, else through
+/// the tiled ILGPU kernels. Ops are issued on the accelerator's default stream and share scratch
+/// buffers, so one thread at a time drives a backend; any thread may, since every CUDA call the
+/// backend makes outside ILGPU's own copies binds the context to the calling thread first.
+/// </summary>
+public sealed class IlgpuBackend : IBackend
+{
+    private readonly Context? _ownedContext;
+    private readonly Accelerator _accelerator;
+    private readonly bool _ownsAccelerator;
+    private readonly DevicePool _pool;
+    private readonly IlgpuKernels _kernels;
+    private readonly CublasSession? _cublas;
+    private readonly int _groupSize, _gemmTile;
+    private MemoryBuffer1D<double, Stride1D.Dense>? _doublePartials;
+    private MemoryBuffer1D<uint, Stride1D.Dense>? _uintPartials;
+    private MemoryBuffer1D<int, Stride1D.Dense>? _histogram, _chunkCounts;
+    private MemoryBuffer1D<float, Stride1D.Dense>? _weights;
+    private bool _disposed;
+
+    /// <summary>
+    /// A backend on <paramref name="accelerator"/>, which the caller keeps ownership of.
+    /// <paramref name="allowTf32"/> lets cuBLAS use TF32 tensor cores for float32 products.
+    /// </summary>
+    public IlgpuBackend(Accelerator accelerator, bool allowTf32 = false)
+        : this(accelerator, ownedContext: null, ownsAccelerator: false, allowTf32) { }
+
+    private IlgpuBackend(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator, bool allowTf32)
+    {
+        _accelerator = accelerator;
+        _ownedContext = ownedContext;
+        _ownsAccelerator = ownsAccelerator;
+        _pool = new DevicePool(accelerator);
+        _kernels = new IlgpuKernels(accelerator);
+        _groupSize = 1 << BitOperations.Log2((uint)Math.Min(ReduceKernels.MaxGroupSize, accelerator.MaxNumThreadsPerGroup));
+        _gemmTile = Math.Min(GemmKernels.MaxTile, (int)Math.Sqrt(accelerator.MaxNumThreadsPerGroup));
+        if (accelerator is CudaAccelerator cuda)
+        {
+            double gib = cuda.MemorySize / (double)(1L << 30);
+            Name = string.Create(CultureInfo.InvariantCulture, $"cuda:{cuda.DeviceId} ({cuda.Name}, {gib:0.#} GiB)");
+            _cublas = CublasSession.TryCreate(cuda, allowTf32, out string detail);
+            MatrixEngine = _cublas is null ? $"ILGPU tiled kernels ({detail})" : detail;
+        }
+        else
+        {
+            Name = $"ilgpu-{accelerator.AcceleratorType.ToString().ToLowerInvariant()} ({accelerator.Name})";
+            MatrixEngine = "ILGPU tiled kernels";
+        }
+    }
+
+    /// <summary>
+    /// A backend on CUDA device 0, owning its ILGPU context, or null with a human-readable
+    /// <paramref name="reason"/> ("CUDA driver not found: ...", "no CUDA device found", ...).
+    /// </summary>
+    public static IlgpuBackend? TryCreateCuda(out string reason, bool allowTf32 = false)
+    {
+        if (!CudaDriverLoads(out reason)) return null;
+        Context? context = null;
+        Accelerator? accelerator = null;
+        try
+        {
+            context = Context.Create(builder => builder.Cuda());
+            if (context.GetCudaDevices().Count == 0)
+            {
+                context.Dispose();
+                reason = "no CUDA device found";
+                return null;
+            }
+            accelerator = context.CreateCudaAccelerator(0);
+            reason = "";
+            return new IlgpuBackend(accelerator, context, ownsAccelerator: true, allowTf32);
+        }
+        catch (Exception e)
+        {
+            accelerator?.Dispose();
+            context?.Dispose();
+            reason = $"CUDA device unusable: {e.GetType().Name}: {e.Message}";
+            return null;
+        }
+    }
+
+    private static bool CudaDriverLoads(out string reason)
+    {
+        string[] names = OperatingSystem.IsWindows() ? ["nvcuda.dll"] : ["libcuda.so.1", "libcuda.so"];
+        foreach (string name in names)
+        {
+            if (NativeLibrary.TryLoad(name, out _))
+            {
+                reason = "";
+                return true;
+            }
+        }
+        reason = $"CUDA driver not found: could not load {string.Join(" or ", names)}";
+        return false;
+    }
+
+    /// <inheritdoc />
+    public string Name { get; }
+
+    /// <summary>What runs GEMM/SYRK/GEMV: "cuBLAS (path)", or the ILGPU kernels and why cuBLAS is not used.</summary>
+    public string MatrixEngine { get; }
+
+    /// <summary>Bytes of released tensor buffers held for reuse.</summary>
+    public long CachedBytes => _pool.CachedBytes;
+
+    /// <summary>Frees the released tensor buffers held for reuse.</summary>
+    public void TrimPool() => _pool.Trim();
+
+    internal Accelerator Accelerator => _accelerator;
+
+    /// <summary>The cuBLAS session behind the matrix ops, if any (for calls the backend does not wrap).</summary>
+    internal CublasSession? Cublas => _cublas;
+
+    /// <summary>The device address of a tensor's first element.</summary>
+    internal IntPtr DevicePointer(Tensor t) => Pointer(t);
+
+    /// <summary>Routes GEMM/SYRK/GEMV to the ILGPU kernels even where cuBLAS is available (to test them on a GPU).</summary>
+    internal bool ForceKernelMatrixOps { get; set; }
+
+    private bool UseCublas => _cublas is not null && !ForceKernelMatrixOps;
+
+    /// <inheritdoc />
+    public Tensor Empty(params int[] shape) => new(this, shape, _pool.Rent(ElementCount(shape)));
+
+    /// <inheritdoc />
+    public Tensor Zeros(params int[] shape)
+    {
+        var t = Empty(shape);
+        if (t.Length > 0) View(t).MemSetToZero();
+        return t;
+    }
+
+    private static long ElementCount(int[] shape)
+    {
+        long n = 1;
+        foreach (int d in shape)
+        {
+            if (d < 0) throw new ArgumentException($"negative dimension in shape [{string.Join(",", shape)}]");
+            n *= d;
+        }
+        if (n > int.MaxValue) throw new ArgumentException($"tensor of shape [{string.Join(",", shape)}] exceeds {int.MaxValue} elements");
+        return n;
+    }
+
+    /// <inheritdoc />
+    public Tensor FromHost(float[] values, params int[] shape)
+    {
+        var t = Empty(shape);
+        Upload(values, t);
+        return t;
+    }
+
+    /// <inheritdoc />
+    public float[] DetachToHost(Tensor t)
+    {
+        var a = GC.AllocateUninitializedArray<float>(checked((int)t.Length));
+        Download(t, a);
+        t.Dispose();
+        return a;
+    }
+
+    /// <inheritdoc />
+    public void Upload(ReadOnlySpan<float> src, Tensor dst)
+    {
+        var buffer = Buffer(dst);
+        if (src.Length > dst.Length) throw new ArgumentException($"{src.Length} values do not fit {dst}");
+        if (src.Length > 0) buffer.AsArrayView<float>(0, src.Length).CopyFromCPU(src);
+    }
+
+    /// <inheritdoc />
+    public void Download(Tensor src, Span<float> dst)
+    {
+        var buffer = Buffer(src);
+        if (dst.Length < src.Length) throw new ArgumentException($"{src} does not fit {dst.Length} values");
+        if (src.Length > 0) buffer.AsArrayView<float>(0, src.Length).CopyToCPU(dst[..(int)src.Length]);
+    }
+
+    /// <inheritdoc />
+    public void Release(Tensor t)
+    {
+        if (!_disposed && t.Storage is MemoryBuffer1D<float, Stride1D.Dense> buffer) _pool.Return(buffer);
+    }
+
+    /// <inheritdoc />
+    public void Copy(Tensor src, Tensor dst) => Binary(_kernels.Copy, src, dst);
+
+    /// <inheritdoc />
+    public void Fill(Tensor t, float value)
+    {
+        if (t.Length > 0) _kernels.Fill(Count(t), View(t), value);
+    }
+
+    /// <inheritdoc />
+    public void Add(Tensor a, Tensor b, Tensor dst) => Ternary(_kernels.Add, a, b, dst);
+
+    /// <inheritdoc />
+    public void Sub(Tensor a, Tensor b, Tensor dst) => Ternary(_kernels.Sub, a, b, dst);
+
+    /// <inheritdoc />
+    public void Mul(Tensor a, Tensor b, Tensor dst) => Ternary(_kernels.Mul, a, b, dst);
+
+    /// <inheritdoc />
+    public void Div(Tensor a, Tensor b, Tensor dst) => Ternary(_kernels.Div, a, b, dst);
+
+    /// <inheritdoc />
+    public void Scale(Tensor a, float s, Tensor dst)
+    {
+        SameLength(a, dst);
+        if (a.Length > 0) _kernels.Scale(Count(a), View(a), s, View(dst));
+    }
+
+    /// <inheritdoc />
+    public void Axpy(float alpha, Tensor x, Tensor y)
+    {
+        SameLength(x, y);
+        if (x.Length > 0) _kernels.Axpy(Count(x), alpha, View(x), View(y));
+    }
+
+    /// <inheritdoc />
+    public double Sum(Tensor x) => SumOfPartials(_kernels.SumPartials, x);
+
+    /// <inheritdoc />
+    public double SumAbs(Tensor x) => SumOfPartials(_kernels.SumAbsPartials, x);
+
+    /// <inheritdoc />
+    public double SumSquares(Tensor x) => SumOfPartials(_kernels.SumSquaresPartials, x);
+
+    /// <inheritdoc />
+    public double Dot(Tensor a, Tensor b)
+    {
+        SameLength(a, b);
+        int chunks = ReduceKernels.ChunkCount(a.Length);
+        if (chunks == 0) return 0;
+        var partials = Scratch(ref _doublePartials, chunks);
+        _kernels.DotPartials(Groups(chunks), View(a), View(b), partials.View.SubView(0, chunks));
+        return SumInChunkOrder(partials, chunks);
+    }
+
+    /// <inheritdoc />
+    public float MaxAbs(Tensor x)
+    {
+        int chunks = ReduceKernels.ChunkCount(x.Length);
+        if (chunks == 0) return 0f;
+        var partials = Scratch(ref _uintPartials, chunks);
+        _kernels.MaxAbsBitsPartials(Groups(chunks), View(x), partials.View.SubView(0, chunks));
+        uint max = 0;
+        foreach (uint bits in ToHost(partials, chunks)) max = Math.Max(max, bits);
+        return BitConverter.UInt32BitsToSingle(max);
+    }
+
+    /// <inheritdoc />
+    public void KeepTopKMagnitude(Tensor x, long k)
+    {
+        long n = x.Length;
+        if (k >= n) return;
+        var view = View(x);
+        if (k <= 0)
+        {
+            view.MemSetToZero();
+            return;
+        }
+        var histogram = Scratch(ref _histogram, SelectKernels.Bins);
+        var bins = histogram.View.SubView(0, SelectKernels.Bins);
+
+        bins.MemSetToZero();
+        _kernels.HighDigitHistogram((int)n, view, bins);
+        int[] high = ToHost(histogram, SelectKernels.Bins);
+        long remaining = k;
+        int hb = 0xFFFF;
+        for (; hb > 0; hb--)
+        {
+            if (high[hb] >= remaining) break;
+            remaining -= high[hb];
+        }
+        uint prefix = (uint)hb << 16;
+
+        bins.MemSetToZero();
+        _kernels.LowDigitHistogram((int)n, view, prefix, bins);
+        int[] low = ToHost(histogram, SelectKernels.Bins);
+        int lb = 0xFFFF;
+        for (; lb > 0; lb--)
+        {
+            if (low[lb] >= remaining) break;
+            remaining -= low[lb];
+        }
+        uint threshold = prefix | (uint)lb;
+
+        // remaining = k − count(|x| > threshold): the ties to keep, taken chunk by chunk in index order.
+        int chunks = ReduceKernels.ChunkCount(n);
+        var counts = Scratch(ref _chunkCounts, chunks);
+        var perChunk = counts.View.SubView(0, chunks);
+        _kernels.CountTiesPerChunk(Groups(chunks), view, threshold, perChunk);
+        int[] allowance = ToHost(counts, chunks);
+        long before = 0;
+        for (int c = 0; c < chunks; c++)
+        {
+            int ties = allowance[c];
+            allowance[c] = (int)Math.Clamp(remaining - before, 0, ties);
+            before += ties;
+        }
+        perChunk.AsContiguous().CopyFromCPU<int, ArrayView<int>>(allowance);
+        _kernels.KeepAboveThreshold(Groups(chunks), view, threshold, perChunk);
+    }
+
+    /// <inheritdoc />
+    public void BernoulliKeep(Tensor x, float keepProbability, ulong seed, ulong stream)
+    {
+        if (x.Length > 0) _kernels.BernoulliKeep(Count(x), View(x), keepProbability, seed, stream);
+    }
+
+    /// <inheritdoc />
+    public void FillNormal(Tensor t, ulong seed, ulong stream)
+    {
+        if (t.Length > 0) _kernels.FillNormal(Count(t), View(t), seed, stream);
+    }
+
+    /// <inheritdoc />
+    public void SignConsensus(IReadOnlyList<Tensor> weighted, ReadOnlySpan<float> weights, Tensor mixed, Tensor divisor)
+    {
+        foreach (var w in weighted) SameLength(w, mixed);
+        SameLength(mixed, divisor);
+        int k = weighted.Count;
+        if (weights.Length < k) throw new ArgumentException($"sign consensus: {k} tensors but {weights.Length} weights");
+        if (mixed.Length == 0) return;
+        int n = Count(mixed);
+        var weightBuffer = Scratch(ref _weights, Math.Max(k, 1));
+        if (k > 0) weightBuffer.AsArrayView<float>(0, k).CopyFromCPU(weights[..k]);
+        using var total = Empty(n);
+        var totalView = View(total);
+        if (k == 0) totalView.MemSetToZero();
+        for (int start = 0; start < k; start += ExpertViews.Capacity)
+            _kernels.AccumulateTotal(n, Pack(weighted, start, mixed), Pass(k, start), totalView);
+        for (int start = 0; start == 0 || start < k; start += ExpertViews.Capacity)
+        {
+            var passWeights = weightBuffer.View.SubView(start, Math.Max(1, k - start)).AsContiguous();
+            _kernels.MergeAgreeing(n, Pack(weighted, start, mixed), Pass(k, start), passWeights, totalView, View(mixed), View(divisor));
+        }
+    }
+
+    private static ConsensusPass Pass(int k, int start) => new()
+    {
+        Count = Math.Clamp(k - start, 0, ExpertViews.Capacity),
+        First = start == 0 ? 1 : 0,
+        Last = start + ExpertViews.Capacity >= k ? 1 : 0,
+    };
+
+    private ExpertViews Pack(IReadOnlyList<Tensor> weighted, int start, Tensor filler)
+    {
+        var v = new ArrayView<float>[ExpertViews.Capacity];
+        for (int j = 0; j < v.Length; j++) v[j] = View(start + j < weighted.Count ? weighted[start + j] : filler);
+        return new ExpertViews { E0 = v[0], E1 = v[1], E2 = v[2], E3 = v[3], E4 = v[4], E5 = v[5], E6 = v[6], E7 = v[7] };
+    }
+
+    /// <inheritdoc />
+    public void AdamStep(Tensor p, Tensor g, Tensor m, Tensor v, int step, Optim.AdamSettings settings)
+    {
+        SameLength(p, g);
+        SameLength(p, m);
+        SameLength(p, v);
+        var scalars = settings.Scalars(step);
+        if (p.Length > 0) _kernels.AdamStep(Count(p), View(p), View(g), View(m), View(v), scalars);
+    }
+
+    /// <inheritdoc />
+    public void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha = 1f, float beta = 0f)
+    {
+        int m = transA ? a.Cols : a.Rows, k = transA ? a.Rows : a.Cols;
+        int kb = transB ? b.Cols : b.Rows, n = transB ? b.Rows : b.Cols;
+        if (k != kb || c.Rows != m || c.Cols != n)
+            throw new ArgumentException($"gemm shape mismatch: op(A) {m}x{k}, op(B) {kb}x{n}, C {c.Rows}x{c.Cols}");
+        if (m == 0 || n == 0) return;
+        if (UseCublas && k > 0)
+            _cublas!.Gemm(transA, transB, m, n, k, alpha, Pointer(a), a.Cols, Pointer(b), b.Cols, beta, Pointer(c));
+        else
+            GemmKernel(a, transA, b, transB, c, m, n, k, alpha, beta);
+    }
+
+    /// <inheritdoc />
+    public void Syrk(Tensor a, bool transA, Tensor c, float alpha = 1f, float beta = 0f)
+    {
+        int n = transA ? a.Cols : a.Rows, k = transA ? a.Rows : a.Cols;
+        if (c.Rows != n || c.Cols != n) throw new ArgumentException($"syrk: C must be {n}x{n}");
+        if (n == 0) return;
+        if (!UseCublas || k == 0)
+            GemmKernel(a, transA, a, !transA, c, n, n, k, alpha, beta);
+        else if (beta == 0f)
+        {
+            _cublas!.SyrkUpper(transA, n, k, alpha, Pointer(a), a.Cols, 0f, Pointer(c));
+            _kernels.MirrorUpperToLower(n * n, View(c), n);
+        }
+        else
+        {
+            // With beta ≠ 0 the old C's lower triangle matters too, which SYRK would not read.
+            _cublas!.Gemm(transA, !transA, n, n, k, alpha, Pointer(a), a.Cols, Pointer(a), a.Cols, beta, Pointer(c));
+        }
+    }
+
+    /// <inheritdoc />
+    public void Gemv(Tensor a, bool transA, Tensor x, Tensor y, float alpha = 1f, float beta = 0f)
+    {
+        int m = transA ? a.Cols : a.Rows, n = transA ? a.Rows : a.Cols;
+        if (x.Length != n || y.Length != m) throw new ArgumentException($"gemv shape mismatch: op(A) {m}x{n}, x {x.Length}, y {y.Length}");
+        if (m == 0) return;
+        if (UseCublas && n > 0)
+            _cublas!.Gemv(transA, a.Rows, a.Cols, alpha, Pointer(a), Pointer(x), beta, Pointer(y));
+        else
+            _kernels.Sgemv(m, View(a), View(x), View(y), new GemvShape { Rows = a.Rows, Cols = a.Cols, TransA = transA ? 1 : 0, Alpha = alpha, Beta = beta });
+    }
+
+    private void GemmKernel(Tensor a, bool transA, Tensor b, bool transB, Tensor c, int m, int n, int k, float alpha, float beta)
+    {
+        var shape = new GemmShape
+        {
+            M = m, N = n, K = k, Lda = a.Cols, Ldb = b.Cols, Ldc = n,
+            TransA = transA ? 1 : 0, TransB = transB ? 1 : 0, Alpha = alpha, Beta = beta,
+        };
+        int t = _gemmTile;
+        var config = new KernelConfig(new Index2D((n + t - 1) / t, (m + t - 1) / t), new Index2D(t, t));
+        _kernels.Sgemm(config, View(a), View(b), View(c), shape);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _accelerator.Bind();
+        _cublas?.Dispose();
+        _doublePartials?.Dispose();
+        _uintPartials?.Dispose();
+        _histogram?.Dispose();
+        _chunkCounts?.Dispose();
+        _weights?.Dispose();
+        _pool.Dispose();
+        if (_ownsAccelerator) _accelerator.Dispose();
+        _ownedContext?.Dispose();
+    }
+
+    private MemoryBuffer1D<float, Stride1D.Dense> Buffer(Tensor t)
+    {
+        if (t.IsDisposed) throw new ObjectDisposedException(t.ToString(), "tensor used after Dispose");
+        if (!ReferenceEquals(t.Backend, this) || t.Storage is not MemoryBuffer1D<float, Stride1D.Dense> buffer)
+            throw new ArgumentException($"{t} does not live on {Name}");
+        return buffer;
+    }
+
+    private ArrayView<float> View(Tensor t) => Buffer(t).AsArrayView<float>(0, t.Length);
+
+    private IntPtr Pointer(Tensor t) => Buffer(t).NativePtr;
+
+    private static int Count(Tensor t) => (int)t.Length;
+
+    private KernelConfig Groups(int count) => new(count, _groupSize);
+
+    private MemoryBuffer1D<T, Stride1D.Dense> Scratch<T>(ref MemoryBuffer1D<T, Stride1D.Dense>? buffer, long length) where T : unmanaged
+    {
+        if (buffer is null || buffer.Length < length)
+        {
+            _accelerator.Bind();
+            buffer?.Dispose();
+            buffer = _accelerator.Allocate1D<T>(Math.Max(length, 1024));
+        }
+        return buffer;
+    }
+
+    private static T[] ToHost<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, int count) where T : unmanaged
+    {
+        var host = new T[count];
+        buffer.AsArrayView<T>(0, count).CopyToCPU(host.AsSpan());
+        return host;
+    }
+
+    private double SumOfPartials(Action<KernelConfig, ArrayView<float>, ArrayView<double>> kernel, Tensor x)
+    {
+        int chunks = ReduceKernels.ChunkCount(x.Length);
+        if (chunks == 0) return 0;
+        var partials = Scratch(ref _doublePartials, chunks);
+        kernel(Groups(chunks), View(x), partials.View.SubView(0, chunks));
+        return SumInChunkOrder(partials, chunks);
+    }
+
+    private static double SumInChunkOrder(MemoryBuffer1D<double, Stride1D.Dense> partials, int chunks)
+    {
+        double s = 0;
+        foreach (double p in ToHost(partials, chunks)) s += p;
+        return s;
+    }
+
+    private void Ternary(Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> kernel, Tensor a, Tensor b, Tensor dst)
+    {
+        SameLength(a, b);
+        SameLength(a, dst);
+        if (a.Length > 0) kernel(Count(a), View(a), View(b), View(dst));
+    }
+
+    private void Binary(Action<Index1D, ArrayView<float>, ArrayView<float>> kernel, Tensor src, Tensor dst)
+    {
+        SameLength(src, dst);
+        if (src.Length > 0) kernel(Count(src), View(src), View(dst));
+    }
+
+    private static void SameLength(Tensor a, Tensor b)
+    {
+        if (a.Length != b.Length) throw new ArgumentException($"length mismatch: {a} vs {b}");
+    }
+}

@@ -1,0 +1,152 @@
+using ILGPU;
+using ILGPU.Runtime;
+using TaskMerge.Kernels;
+
+namespace TaskMerge.Engine.Tensors.Ilgpu;
+
+/// <summary>
+/// The kernels of <see cref="TaskMerge.Kernels"/> compiled for one accelerator, each on first use
+/// and then cached. Auto-grouped kernels take the element count as their first argument; grouped
+/// kernels take a <see cref="KernelConfig"/>. All launch on the accelerator's default stream.
+/// ILGPU binds its CUDA context to the calling thread for copies but not for loads and launches,
+/// so fetching a kernel binds it (a cheap cuCtxSetCurrent) and the launch that follows runs on it.
+/// </summary>
+internal sealed class IlgpuKernels(Accelerator accelerator)
+{
+    private readonly Lock _gate = new();
+
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _add, _sub, _mul, _div;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>>? _copy;
+    private Action<Index1D, ArrayView<float>, float, ArrayView<float>>? _scale;
+    private Action<Index1D, float, ArrayView<float>, ArrayView<float>>? _axpy;
+    private Action<Index1D, ArrayView<float>, float>? _fill;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<double>>? _sum, _sumAbs, _sumSquares;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<double>>? _dot;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<uint>>? _maxAbsBits;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>>? _highHistogram;
+    private Action<Index1D, ArrayView<float>, uint, ArrayView<int>>? _lowHistogram;
+    private Action<KernelConfig, ArrayView<float>, uint, ArrayView<int>>? _countTies, _keepAbove;
+    private Action<Index1D, ExpertViews, ConsensusPass, ArrayView<float>>? _accumulateTotal;
+    private Action<Index1D, ExpertViews, ConsensusPass, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _mergeAgreeing;
+    private Action<Index1D, ArrayView<float>, float, ulong, ulong>? _bernoulliKeep;
+    private Action<Index1D, ArrayView<float>, ulong, ulong>? _fillNormal;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamScalars>? _adam;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>? _sgemm;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvShape>? _sgemv;
+    private Action<Index1D, ArrayView<float>, int>? _mirror;
+
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Add => Auto(ref _add, ElementwiseKernels.Add);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Sub => Auto(ref _sub, ElementwiseKernels.Sub);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Mul => Auto(ref _mul, ElementwiseKernels.Mul);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Div => Auto(ref _div, ElementwiseKernels.Div);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>> Copy => Auto(ref _copy, ElementwiseKernels.Copy);
+    public Action<Index1D, ArrayView<float>, float, ArrayView<float>> Scale => Auto(ref _scale, ElementwiseKernels.Scale);
+    public Action<Index1D, float, ArrayView<float>, ArrayView<float>> Axpy => Auto(ref _axpy, ElementwiseKernels.Axpy);
+    public Action<Index1D, ArrayView<float>, float> Fill => Auto(ref _fill, ElementwiseKernels.Fill);
+
+    public Action<KernelConfig, ArrayView<float>, ArrayView<double>> SumPartials => Grouped(ref _sum, ReduceKernels.SumPartials);
+    public Action<KernelConfig, ArrayView<float>, ArrayView<double>> SumAbsPartials => Grouped(ref _sumAbs, ReduceKernels.SumAbsPartials);
+    public Action<KernelConfig, ArrayView<float>, ArrayView<double>> SumSquaresPartials => Grouped(ref _sumSquares, ReduceKernels.SumSquaresPartials);
+    public Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<double>> DotPartials => Grouped(ref _dot, ReduceKernels.DotPartials);
+    public Action<KernelConfig, ArrayView<float>, ArrayView<uint>> MaxAbsBitsPartials => Grouped(ref _maxAbsBits, ReduceKernels.MaxAbsBitsPartials);
+
+    public Action<Index1D, ArrayView<float>, ArrayView<int>> HighDigitHistogram => Auto(ref _highHistogram, SelectKernels.HighDigitHistogram);
+    public Action<Index1D, ArrayView<float>, uint, ArrayView<int>> LowDigitHistogram => Auto(ref _lowHistogram, SelectKernels.LowDigitHistogram);
+    public Action<KernelConfig, ArrayView<float>, uint, ArrayView<int>> CountTiesPerChunk => Grouped(ref _countTies, SelectKernels.CountTiesPerChunk);
+    public Action<KernelConfig, ArrayView<float>, uint, ArrayView<int>> KeepAboveThreshold => Grouped(ref _keepAbove, SelectKernels.KeepAboveThreshold);
+
+    public Action<Index1D, ExpertViews, ConsensusPass, ArrayView<float>> AccumulateTotal => Auto(ref _accumulateTotal, TiesKernels.AccumulateTotal);
+    public Action<Index1D, ExpertViews, ConsensusPass, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> MergeAgreeing =>
+        Auto(ref _mergeAgreeing, TiesKernels.MergeAgreeing);
+
+    public Action<Index1D, ArrayView<float>, float, ulong, ulong> BernoulliKeep => Auto(ref _bernoulliKeep, RandomKernels.BernoulliKeep);
+    public Action<Index1D, ArrayView<float>, ulong, ulong> FillNormal => Auto(ref _fillNormal, RandomKernels.FillNormal);
+
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamScalars> AdamStep => Auto(ref _adam, OptimKernels.AdamStep);
+
+    public Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape> Sgemm => Grouped(ref _sgemm, GemmKernels.Sgemm);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvShape> Sgemv => Auto(ref _sgemv, GemmKernels.Sgemv);
+    public Action<Index1D, ArrayView<float>, int> MirrorUpperToLower => Auto(ref _mirror, GemmKernels.MirrorUpperToLower);
+
+    private Action<Index1D, T1, T2> Auto<T1, T2>(ref Action<Index1D, T1, T2>? slot, Action<Index1D, T1, T2> kernel)
+        where T1 : struct where T2 : struct
+    {
+        lock (_gate)
+        {
+            accelerator.Bind();
+            return slot ??= accelerator.LoadAutoGroupedStreamKernel(kernel);
+        }
+    }
+
+    private Action<Index1D, T1, T2, T3> Auto<T1, T2, T3>(ref Action<Index1D, T1, T2, T3>? slot, Action<Index1D, T1, T2, T3> kernel)
+        where T1 : struct where T2 : struct where T3 : struct
+    {
+        lock (_gate)
+        {
+            accelerator.Bind();
+            return slot ??= accelerator.LoadAutoGroupedStreamKernel(kernel);
+        }
+    }
+
+    private Action<Index1D, T1, T2, T3, T4> Auto<T1, T2, T3, T4>(ref Action<Index1D, T1, T2, T3, T4>? slot, Action<Index1D, T1, T2, T3, T4> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct
+    {
+        lock (_gate)
+        {
+            accelerator.Bind();
+            return slot ??= accelerator.LoadAutoGroupedStreamKernel(kernel);
+        }
+    }
+
+    private Action<Index1D, T1, T2, T3, T4, T5> Auto<T1, T2, T3, T4, T5>(ref Action<Index1D, T1, T2, T3, T4, T5>? slot,
+        Action<Index1D, T1, T2, T3, T4, T5> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct
+    {
+        lock (_gate)
+        {
+            accelerator.Bind();
+            return slot ??= accelerator.LoadAutoGroupedStreamKernel(kernel);
+        }
+    }
+
+    private Action<Index1D, T1, T2, T3, T4, T5, T6> Auto<T1, T2, T3, T4, T5, T6>(
+        ref Action<Index1D, T1, T2, T3, T4, T5, T6>? slot, Action<Index1D, T1, T2, T3, T4, T5, T6> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
+    {
+        lock (_gate)
+        {
+            accelerator.Bind();
+            return slot ??= accelerator.LoadAutoGroupedStreamKernel(kernel);
+        }
+    }
+
+    private Action<KernelConfig, T1, T2> Grouped<T1, T2>(ref Action<KernelConfig, T1, T2>? slot, Action<T1, T2> kernel)
+        where T1 : struct where T2 : struct
+    {
+        lock (_gate)
+        {
+            accelerator.Bind();
+            return slot ??= accelerator.LoadStreamKernel(kernel);
+        }
+    }
+
+    private Action<KernelConfig, T1, T2, T3> Grouped<T1, T2, T3>(ref Action<KernelConfig, T1, T2, T3>? slot, Action<T1, T2, T3> kernel)
+        where T1 : struct where T2 : struct where T3 : struct
+    {
+        lock (_gate)
+        {
+            accelerator.Bind();
+            return slot ??= accelerator.LoadStreamKernel(kernel);
+        }
+    }
+
+    private Action<KernelConfig, T1, T2, T3, T4> Grouped<T1, T2, T3, T4>(ref Action<KernelConfig, T1, T2, T3, T4>? slot, Action<T1, T2, T3, T4> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct
+    {
+        lock (_gate)
+        {
+            accelerator.Bind();
+            return slot ??= accelerator.LoadStreamKernel(kernel);
+        }
+    }
+}

@@ -1,0 +1,66 @@
+using TaskMerge.Engine.Tensors;
+using TaskMerge.Kernels;
+using Xunit;
+using static TaskMerge.Engine.Tests.Kernels.BackendParity;
+
+namespace TaskMerge.Engine.Tests.Kernels;
+
+[Collection(IlgpuCpuCollection.Name)]
+public sealed class RandomKernelTests(IlgpuCpuFixture fixture)
+{
+    private readonly IBackend _device = fixture.Device, _cpu = fixture.Cpu;
+
+    [Fact]
+    public void KernelPhiloxEqualsCounterRngForEveryCounterAndKey()
+    {
+        var rng = new Random(50);
+        for (int i = 0; i < 20000; i++)
+        {
+            ulong seed = (ulong)rng.NextInt64(), stream = (ulong)rng.NextInt64(), index = (ulong)rng.NextInt64();
+            if (i % 4 == 0) index = (ulong)i;
+            var (w0, w1, _, _) = CounterRng.Philox(seed, stream, index);
+            Assert.Equal(w0 | ((ulong)w1 << 32), RandomKernels.PhiloxLow(seed, stream, index));
+            Assert.Equal(CounterRng.Uniform(seed, stream, index), RandomKernels.Uniform(seed, stream, index));
+        }
+    }
+
+    [Fact]
+    public void KernelNormalIsWithin1e6OfCounterRng()
+    {
+        ulong stream = CounterRng.StreamId("layer.weight", 3);
+        for (ulong i = 0; i < 200_000; i++)
+        {
+            float expected = CounterRng.Normal(42, stream, i), actual = RandomKernels.Normal(42, stream, i);
+            if (Math.Abs(expected - actual) > 1e-6 * Math.Max(1, Math.Abs(expected)))
+                Assert.Fail($"index {i}: CounterRng {expected:R}, kernel {actual:R}");
+        }
+    }
+
+    [Fact]
+    public void KernelLogAndCosineAgreeWithMathToFloat64Precision()
+    {
+        for (uint a = 0; a < 1u << 24; a += 4099)
+        {
+            double u = (a + 1.0) / 16777217.0;
+            Assert.Equal(Math.Log(u), RandomKernels.Log(u), 1e-15 * Math.Max(1, Math.Abs(Math.Log(u))));
+            Assert.Equal(Math.Cos(2 * Math.PI * a / 16777216.0), RandomKernels.CosTwoPiTurns(a), 1e-14);
+        }
+    }
+
+    [Theory]
+    [InlineData(37, 0.3f)]
+    [InlineData(1000, 0.9f)]
+    public void BernoulliKeepMatchesCpuBitForBit(int n, float p)
+    {
+        float[] x = RandomValues(n, 51);
+        var (e, a) = Run(_device, _cpu, [x], (be, t) => be.BernoulliKeep(t[0], p, 7, CounterRng.StreamId("w", 1)), 0);
+        AssertBitEqual(e, a, "bernoulli");
+    }
+
+    [Fact]
+    public void FillNormalMatchesCpuWithin1e6()
+    {
+        var (e, a) = Run(_device, _cpu, [new float[1000]], (be, t) => be.FillNormal(t[0], 9, 123), 0);
+        AssertClose(e, a, 1e-6, "normal");
+    }
+}
