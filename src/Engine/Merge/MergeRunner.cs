@@ -154,8 +154,11 @@ public static class MergeRunner
         return LoadFloat(plan, plan.Reference, name, info!.ElementCount);
     }
 
+    /// <summary>An expert's tensor for <see cref="IMergeMethod.Prepare"/>; the base values (τ = 0) where the expert lacks it or its shape was skipped under --allow-crimes.</summary>
     private static float[] LoadExpertOrBase(MergePlan plan, string name, int model) =>
-        plan.Experts[model].TryGet(name, out var info) ? LoadFloat(plan, plan.Experts[model], name, info!.ElementCount) : LoadReference(plan, name);
+        plan.Experts[model].TryGet(name, out var info) && plan.Tensors.First(t => t.Name == name).Experts.Contains(model)
+            ? LoadFloat(plan, plan.Experts[model], name, info!.ElementCount)
+            : LoadReference(plan, name);
 
     private static float[] LoadFloat(MergePlan plan, ModelSource source, string name, long count)
     {

@@ -33,6 +33,9 @@ public sealed class MergeParameters
     /// <summary>The declared parameters.</summary>
     public IEnumerable<ParameterDef> Definitions => _defs.Values;
 
+    /// <summary>True when the config gives <paramref name="name"/> (top level or for any model) rather than leaving the default.</summary>
+    public bool IsSet(string name) => _global.ContainsKey(name) || _perModel.Any(p => p.ContainsKey(name));
+
     /// <summary>A float parameter for a tensor; <paramref name="model"/> selects per-model values (-1: global only).</summary>
     public double Float(string name, string tensor = "", double t = 0, int model = -1) =>
         ParseFloat(Raw(name, tensor, t, model), name);

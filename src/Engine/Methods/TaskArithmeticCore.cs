@@ -36,48 +36,71 @@ public static class TaskArithmeticCore
     {
         var be = g.Backend;
         var baseT = g.Base ?? throw new InvalidOperationException("task arithmetic needs a base tensor");
-        bool normalize = g.Bool("normalize"), rescale = g.Bool("rescale");
-        double lambda = g.Float("lambda");
-        int k = g.Experts.Count;
-        var weights = new float[k];
-        var weighted = new List<Tensor>(k);
+        var taskVectors = new List<Tensor>(g.Experts.Count);
         try
         {
-            for (int i = 0; i < k; i++)
+            foreach (var e in g.Experts)
             {
-                var e = g.Experts[i];
-                weights[i] = (float)g.Float("weight", e.Model);
                 var tv = be.Empty(baseT.Shape.ToArray());
-                weighted.Add(tv);
+                taskVectors.Add(tv);
                 be.Sub(e.Values, baseT, tv);
-                if (sparsification != Sparsification.None)
-                    Sparsify(g, tv, g.Float("density", e.Model), sparsification, rescale, e.Model);
-                if (weights[i] != 1f) be.Scale(tv, weights[i], tv);
             }
-
-            var mixed = be.Zeros(baseT.Shape.ToArray());
-            if (consensus)
-            {
-                using var divisor = be.Empty(baseT.Shape.ToArray());
-                be.SignConsensus(weighted, weights, mixed, divisor);
-                if (normalize) be.Div(mixed, divisor, mixed);
-            }
-            else
-            {
-                foreach (var tv in weighted) be.Add(mixed, tv, mixed);
-                float divisor = 0f;
-                foreach (float w in weights) divisor += w;
-                if (Math.Abs(divisor) < 1e-8f) divisor = 1f;
-                if (normalize) be.Scale(mixed, 1f / divisor, mixed);
-            }
-            if (lambda != 1.0) be.Scale(mixed, (float)lambda, mixed);
-            be.Add(baseT, mixed, mixed);
-            return mixed;
+            return MergeTaskVectors(g, taskVectors, sparsification, consensus, g.Bool("normalize"));
         }
         finally
         {
-            foreach (var t in weighted) t.Dispose();
+            foreach (var t in taskVectors) t.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Merges given task vectors into θ₀ + mix, for methods that change the task vectors first
+    /// (e.g. AWD's τ̂ᵢ = τᵢ − δ). <paramref name="taskVectors"/>[i] belongs to
+    /// <c>g.Experts[i]</c>; they are sparsified and weighted in place (the caller still owns them).
+    /// </summary>
+    /// <param name="g">The group: base tensor, expert indices, backend and parameters.</param>
+    /// <param name="taskVectors">One task vector per expert of the group, in the same order.</param>
+    /// <param name="sparsification">How each task vector is sparsified.</param>
+    /// <param name="consensus">TIES sign election and disjoint merge instead of a plain sum.</param>
+    /// <param name="normalize">Divide by the (sign-masked) sum of weights.</param>
+    public static Tensor MergeTaskVectors(TensorGroup g, IReadOnlyList<Tensor> taskVectors, Sparsification sparsification, bool consensus, bool normalize)
+    {
+        var be = g.Backend;
+        var baseT = g.Base ?? throw new InvalidOperationException("task arithmetic needs a base tensor");
+        if (taskVectors.Count != g.Experts.Count)
+            throw new ArgumentException($"tensor {g.Name}: {taskVectors.Count} task vectors for {g.Experts.Count} experts");
+        bool rescale = g.Bool("rescale");
+        double lambda = g.Float("lambda");
+        int k = g.Experts.Count;
+        var weights = new float[k];
+        for (int i = 0; i < k; i++)
+        {
+            var e = g.Experts[i];
+            var tv = taskVectors[i];
+            weights[i] = (float)g.Float("weight", e.Model);
+            if (sparsification != Sparsification.None)
+                Sparsify(g, tv, g.Float("density", e.Model), sparsification, rescale, e.Model);
+            if (weights[i] != 1f) be.Scale(tv, weights[i], tv);
+        }
+
+        var mixed = be.Zeros(baseT.Shape.ToArray());
+        if (consensus)
+        {
+            using var divisor = be.Empty(baseT.Shape.ToArray());
+            be.SignConsensus(taskVectors, weights, mixed, divisor);
+            if (normalize) be.Div(mixed, divisor, mixed);
+        }
+        else
+        {
+            foreach (var tv in taskVectors) be.Add(mixed, tv, mixed);
+            float divisor = 0f;
+            foreach (float w in weights) divisor += w;
+            if (Math.Abs(divisor) < 1e-8f) divisor = 1f;
+            if (normalize) be.Scale(mixed, 1f / divisor, mixed);
+        }
+        if (lambda != 1.0) be.Scale(mixed, (float)lambda, mixed);
+        be.Add(baseT, mixed, mixed);
+        return mixed;
     }
 
     private static void Sparsify(TensorGroup g, Tensor tv, double density, Sparsification how, bool rescale, int model)

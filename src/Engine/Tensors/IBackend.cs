@@ -70,6 +70,16 @@ public interface IBackend : IDisposable
     /// <summary>Σ a·b, accumulated in float64.</summary>
     double Dot(Tensor a, Tensor b);
 
+    /// <summary>
+    /// Dot products of every pair (xsᵢ, ysⱼ) over consecutive blocks of <paramref name="blockLength"/>
+    /// elements, accumulated in float64, in one pass over the inputs:
+    /// dst[(b·|xs| + i)·|ys| + j] = Σ_{e ∈ block b} xsᵢ[e]·ysⱼ[e]. With blockLength = the row length of
+    /// a row-major matrix the blocks are its rows; with blockLength = the tensor length, one block.
+    /// When <paramref name="xs"/> and <paramref name="ys"/> are the same list the result is a Gram
+    /// matrix per block (only one triangle needs computing).
+    /// </summary>
+    void BlockDot(IReadOnlyList<Tensor> xs, IReadOnlyList<Tensor> ys, int blockLength, Span<double> dst);
+
     /// <summary>max |x| (0 for an empty tensor).</summary>
     float MaxAbs(Tensor x);
 

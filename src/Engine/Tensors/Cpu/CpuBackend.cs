@@ -133,6 +133,35 @@ public sealed class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void BlockDot(IReadOnlyList<Tensor> xs, IReadOnlyList<Tensor> ys, int blockLength, Span<double> dst)
+    {
+        int nx = xs.Count, ny = ys.Count;
+        long length = nx > 0 ? xs[0].Length : 0;
+        foreach (var t in xs.Concat(ys))
+            if (t.Length != length) throw new ArgumentException($"block dot: length mismatch, {t} vs {length} elements");
+        if (blockLength <= 0 || length % blockLength != 0)
+            throw new ArgumentException($"block dot: block length {blockLength} does not divide {length}");
+        int blocks = (int)(length / blockLength), chunksPerBlock = ChunkCount(blockLength), pairs = nx * ny;
+        if (dst.Length < (long)blocks * pairs) throw new ArgumentException("block dot: destination too short");
+        bool gram = ReferenceEquals(xs, ys);
+        var a = xs.Select(Data).ToArray();
+        var b = ys.Select(Data).ToArray();
+        var partial = new double[(long)blocks * chunksPerBlock * pairs];
+        Parallel.For(0, blocks * chunksPerBlock, _parallel, w =>
+        {
+            int block = w / chunksPerBlock;
+            var (o, n) = ChunkRange(w % chunksPerBlock, blockLength);
+            CpuKernels.PairDots(a, b, gram, (int)((long)block * blockLength + o), n, partial.AsSpan(w * pairs, pairs));
+        });
+        dst[..(blocks * pairs)].Clear();
+        for (int w = 0; w < blocks * chunksPerBlock; w++)
+        {
+            var into = dst.Slice(w / chunksPerBlock * pairs, pairs);
+            for (int p = 0; p < pairs; p++) into[p] += partial[(long)w * pairs + p];
+        }
+    }
+
+    /// <inheritdoc />
     public float MaxAbs(Tensor x)
     {
         if (x.Length == 0) return 0f;

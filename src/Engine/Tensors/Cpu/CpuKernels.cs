@@ -53,4 +53,30 @@ internal static class CpuKernels
             divisor[i] = d == 0f ? 1f : d;
         }
     }
+
+    /// <summary>
+    /// dst[i·|b| + j] = Σ a[i][e]·b[j][e] over e ∈ [offset, offset+count), float64 products and
+    /// accumulation; for a Gram (a and b the same list) only j ≥ i is computed and mirrored. Works
+    /// through the range in slices small enough that every input's slice stays in L1 while all
+    /// pairs use it, so the inputs are read from memory once.
+    /// </summary>
+    public static void PairDots(float[][] a, float[][] b, bool gram, int offset, int count, Span<double> dst)
+    {
+        const int Slice = 512;
+        int na = a.Length, nb = b.Length;
+        dst.Clear();
+        for (int s = offset; s < offset + count; s += Slice)
+        {
+            int n = Math.Min(Slice, offset + count - s);
+            for (int i = 0; i < na; i++)
+            {
+                var ai = new ReadOnlySpan<float>(a[i], s, n);
+                for (int j = gram ? i : 0; j < nb; j++)
+                    dst[i * nb + j] += Reductions.Dot(ai, new ReadOnlySpan<float>(b[j], s, n));
+            }
+        }
+        if (!gram) return;
+        for (int i = 0; i < na; i++)
+            for (int j = 0; j < i; j++) dst[i * nb + j] = dst[j * nb + i];
+    }
 }

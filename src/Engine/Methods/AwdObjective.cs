@@ -1,0 +1,180 @@
+namespace TaskMerge.Engine.Methods;
+
+/// <summary>What one AWD cosine is taken over (<c>granularity</c>).</summary>
+public enum AwdGranularity
+{
+    /// <summary>Every included tensor of a task flattened into one vector; one δ for the model (the paper's formula).</summary>
+    Model,
+    /// <summary>One δ and one cosine per included tensor.</summary>
+    Tensor,
+    /// <summary>One cosine per output row of each included tensor, averaged over rows; regulariser Σᵣ‖δᵣ‖ (the authors' code default).</summary>
+    Row,
+}
+
+/// <summary>How δ is updated (<c>optimizer</c>).</summary>
+public enum AwdOptimizer
+{
+    /// <summary>δ ← δ − lr·∇L.</summary>
+    Gd,
+    /// <summary>torch.optim.SGD with momentum and L2 weight decay.</summary>
+    Sgd,
+    /// <summary>torch.optim.Adam (β 0.9/0.999, eps 1e-8) with L2 weight decay.</summary>
+    Adam,
+}
+
+/// <summary>Optimiser settings of one AWD solve.</summary>
+/// <param name="Optimizer">Update rule.</param>
+/// <param name="Lr">Learning rate.</param>
+/// <param name="Iterations">Number of updates.</param>
+/// <param name="Alpha">Weight of the regulariser ‖δ‖₂ (Σᵣ‖δᵣ‖₂ at row granularity).</param>
+/// <param name="Momentum">SGD momentum μ.</param>
+/// <param name="WeightDecay">L2 weight decay added to the gradient (SGD and Adam, as torch).</param>
+internal sealed record AwdSettings(AwdOptimizer Optimizer, double Lr, int Iterations, double Alpha, double Momentum, double WeightDecay);
+
+/// <summary>
+/// The AWD objective of one block (the whole model, one tensor or one row) as a function of the
+/// K×K Gram G of vᵢ = τᵢ − δ, with its closed-form gradient (methods/awd.md §2):
+/// L_O = 1/(K(K−1))·Σ_{i≠j} |cᵢⱼ|, cᵢⱼ = Gᵢⱼ / max(nᵢnⱼ, ε) (torch's cosine_similarity, ε = 1e-8),
+/// ∇_δ L_O = −Σₖ βₖ vₖ with βₖ = 2/(K(K−1))·Σ_{j≠k} [sᵢⱼ/Dₖⱼ − 1(nₖnⱼ &gt; ε)·|cₖⱼ|/nₖ²],
+/// Dₖⱼ = max(nₖnⱼ, ε), sign(0) = 0. Everything but the final combination needs only G, and
+/// G = G_τ − p1ᵀ − 1pᵀ + s11ᵀ with p = Tδ, s = δᵀδ.
+/// </summary>
+internal static class AwdObjective
+{
+    /// <summary>Lower bound of the cosine denominator nᵢnⱼ, as torch's <c>F.cosine_similarity</c>.</summary>
+    public const double CosineEps = 1e-8;
+
+    /// <summary>
+    /// Evaluates one block from the Gram of the task vectors and δ's statistics: returns L_O of the
+    /// block; writes <paramref name="scale"/>·β into <paramref name="beta"/> and, when
+    /// <paramref name="cosine"/> is not empty, adds the K×K cosine matrix into it.
+    /// </summary>
+    /// <param name="gramTau">G_τ = TTᵀ of the block, K×K row-major.</param>
+    /// <param name="p">Tδ of the block.</param>
+    /// <param name="s">‖δ‖² of the block.</param>
+    /// <param name="k">Number of tasks.</param>
+    /// <param name="scale">Factor on β (1/rows at row granularity, the mean over rows).</param>
+    /// <param name="beta">Receives the K gradient coefficients.</param>
+    /// <param name="cosine">Empty, or a K×K accumulator for the cosine matrix.</param>
+    public static double Evaluate(ReadOnlySpan<double> gramTau, ReadOnlySpan<double> p, double s, int k, double scale,
+        Span<double> beta, Span<double> cosine)
+    {
+        beta[..k].Clear();
+        if (k < 2) return 0;
+        Span<double> n = k <= 64 ? stackalloc double[k] : new double[k];
+        for (int i = 0; i < k; i++)
+        {
+            double gii = Gram(gramTau, p, s, k, i, i);
+            n[i] = Math.Sqrt(Math.Max(gii, 0));
+            if (!cosine.IsEmpty) cosine[i * k + i] += gii / Math.Max(gii, CosineEps);
+        }
+        double pairWeight = scale * 2.0 / (k * (k - 1.0)), sumAbs = 0;
+        for (int i = 0; i < k; i++)
+            for (int j = i + 1; j < k; j++)
+            {
+                double nn = n[i] * n[j];
+                bool regular = nn > CosineEps;
+                double denominator = regular ? nn : CosineEps;
+                double c = Gram(gramTau, p, s, k, i, j) / denominator, abs = Math.Abs(c), cross = Math.Sign(c) / denominator;
+                sumAbs += abs;
+                beta[i] += cross;
+                beta[j] += cross;
+                if (regular)
+                {
+                    beta[i] -= abs / (n[i] * n[i]);
+                    beta[j] -= abs / (n[j] * n[j]);
+                }
+                if (cosine.IsEmpty) continue;
+                cosine[i * k + j] += c;
+                cosine[j * k + i] += c;
+            }
+        for (int i = 0; i < k; i++) beta[i] *= pairWeight;
+        return 2 * sumAbs / (k * (k - 1.0));
+    }
+
+    /// <summary>γ = Σₖβₖ + α/‖δ‖ (0 at δ = 0): ∇_δ L = −Σₖ βₖτₖ + γδ.</summary>
+    public static double DeltaCoefficient(ReadOnlySpan<double> beta, double deltaNorm, double alpha)
+    {
+        double sum = 0;
+        foreach (double b in beta) sum += b;
+        return sum + (deltaNorm > 0 ? alpha / deltaNorm : 0);
+    }
+
+    private static double Gram(ReadOnlySpan<double> gramTau, ReadOnlySpan<double> p, double s, int k, int i, int j) =>
+        gramTau[i * k + j] - p[i] - p[j] + s;
+}
+
+/// <summary>Loss, ‖δ‖ and cosines of an AWD solve before and after optimisation (for <c>merge_report.json</c>).</summary>
+internal sealed class AwdSummary
+{
+    /// <summary>Creates an empty summary for <paramref name="k"/> tasks.</summary>
+    public AwdSummary(int k)
+    {
+        K = k;
+        CosineBefore = new double[k * k];
+        CosineAfter = new double[k * k];
+    }
+
+    /// <summary>Number of tasks.</summary>
+    public int K { get; }
+
+    /// <summary>Regulariser weight α.</summary>
+    public double Alpha { get; set; }
+
+    /// <summary>Updates made.</summary>
+    public int Iterations { get; set; }
+
+    /// <summary>L_O at δ = 0.</summary>
+    public double OrthBefore { get; set; }
+
+    /// <summary>L_O at the final δ.</summary>
+    public double OrthAfter { get; set; }
+
+    /// <summary>The regulariser at the final δ: ‖δ‖₂, or Σᵣ‖δᵣ‖₂ at row granularity.</summary>
+    public double RegularizerAfter { get; set; }
+
+    /// <summary>‖δ‖₂ over every element (Frobenius norm).</summary>
+    public double DeltaNorm { get; set; }
+
+    /// <summary>Mean over blocks of the cosine matrix of the τᵢ, K×K row-major.</summary>
+    public double[] CosineBefore { get; }
+
+    /// <summary>Mean over blocks of the cosine matrix of the τ̂ᵢ = τᵢ − δ, K×K row-major.</summary>
+    public double[] CosineAfter { get; }
+
+    /// <summary>Total loss at δ = 0 (the regulariser is 0 there).</summary>
+    public double LossBefore => OrthBefore;
+
+    /// <summary>Total loss L_O + α·L_R at the final δ.</summary>
+    public double LossAfter => OrthAfter + Alpha * RegularizerAfter;
+
+    /// <summary>Adds the summary of other blocks solved separately (the block weights are already in both).</summary>
+    public void Add(AwdSummary other)
+    {
+        OrthBefore += other.OrthBefore;
+        OrthAfter += other.OrthAfter;
+        RegularizerAfter += other.RegularizerAfter;
+        DeltaNorm = Math.Sqrt(DeltaNorm * DeltaNorm + other.DeltaNorm * other.DeltaNorm);
+        for (int i = 0; i < CosineBefore.Length; i++)
+        {
+            CosineBefore[i] += other.CosineBefore[i];
+            CosineAfter[i] += other.CosineAfter[i];
+        }
+    }
+
+    /// <summary>Writes the summary as report entries.</summary>
+    public void WriteTo(IDictionary<string, object> d)
+    {
+        d["iterations"] = Iterations;
+        d["loss_orth_before"] = OrthBefore;
+        d["loss_orth_after"] = OrthAfter;
+        d["loss_before"] = LossBefore;
+        d["loss_after"] = LossAfter;
+        d["regularizer_after"] = RegularizerAfter;
+        d["delta_norm"] = DeltaNorm;
+        d["cosine_before"] = Matrix(CosineBefore);
+        d["cosine_after"] = Matrix(CosineAfter);
+    }
+
+    private double[][] Matrix(double[] m) => Enumerable.Range(0, K).Select(i => m.AsSpan(i * K, K).ToArray()).ToArray();
+}
