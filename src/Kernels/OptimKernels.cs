@@ -54,18 +54,19 @@ public static class OptimKernels
 {
     /// <summary>
     /// torch.optim.Adam/AdamW (non-amsgrad) on element i: p ·= 1 − lr·wd (AdamW) or g += wd·p (Adam);
-    /// m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g·g; p −= step_size·m / (sqrt(v)/sqrt(1−β2ᵗ) + ε).
+    /// m = lerp(m, g, 1−β1); v = β2·v + (1−β2)·g·g; p += −step_size·(m / (sqrt(v)/sqrt(1−β2ᵗ) + ε)),
+    /// the operation order of torch's default (foreach) implementation.
     /// </summary>
     public static void AdamStep(Index1D i, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, AdamScalars s)
     {
         if (s.ParamDecay != 1f) p[i] *= s.ParamDecay;
         float grad = g[i];
         if (s.WeightDecay != 0f) grad += s.WeightDecay * p[i];
-        float mi = s.Beta1 * m[i] + s.OneMinusBeta1 * grad;
+        float mi = m[i] + s.OneMinusBeta1 * (grad - m[i]);
         float vi = s.Beta2 * v[i] + s.OneMinusBeta2 * grad * grad;
         m[i] = mi;
         v[i] = vi;
         float denom = MathF.Sqrt(vi) / s.BiasCorrection2Sqrt + s.Eps;
-        p[i] -= s.StepSize * mi / denom;
+        p[i] += -s.StepSize * (mi / denom);
     }
 }

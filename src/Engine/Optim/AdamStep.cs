@@ -18,8 +18,8 @@ public sealed record AdamSettings(float Lr, float Beta1 = 0.9f, float Beta2 = 0.
 /// <summary>
 /// One step of torch.optim.Adam / AdamW (non-amsgrad) on the host: the CPU twin of
 /// <see cref="OptimKernels.AdamStep"/>, same formula and scalars (<see cref="AdamScalars"/>):
-/// p ·= 1 − lr·wd (AdamW) or g += wd·p (Adam); m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
-/// p −= (lr/(1−β1ᵗ))·m / (√v/√(1−β2ᵗ) + ε).
+/// p ·= 1 − lr·wd (AdamW) or g += wd·p (Adam); m = lerp(m, g, 1−β1); v = β2·v + (1−β2)·g²;
+/// p += −(lr/(1−β1ᵗ))·(m / (√v/√(1−β2ᵗ) + ε)) — torch's default (foreach) operation order.
 /// </summary>
 public static class AdamStep
 {
@@ -37,10 +37,10 @@ public static class AdamStep
             if (s.ParamDecay != 1f) p[i] *= s.ParamDecay;
             float grad = g[i];
             if (s.WeightDecay != 0f) grad += s.WeightDecay * p[i];
-            m[i] = s.Beta1 * m[i] + s.OneMinusBeta1 * grad;
+            m[i] += s.OneMinusBeta1 * (grad - m[i]);
             v[i] = s.Beta2 * v[i] + s.OneMinusBeta2 * grad * grad;
             float denom = MathF.Sqrt(v[i]) / s.BiasCorrection2Sqrt + s.Eps;
-            p[i] -= s.StepSize * m[i] / denom;
+            p[i] += -s.StepSize * (m[i] / denom);
         }
     }
 }

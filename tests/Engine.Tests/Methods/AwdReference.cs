@@ -83,8 +83,10 @@ internal static class AwdReference
                         delta[i] -= lr * buf[i];
                         break;
                     case "adam":
-                        m[i] = 0.9 * m[i] + 0.1 * gi;
-                        v[i] = 0.999 * v[i] + 0.001 * gi * gi;
+                        // torch multiplies float32 state by float32-rounded coefficients: β₂ = 0.999f, 1 − β₂ = 0.001f
+                        // (their sum is not exactly 1); the update below uses those values, in float64.
+                        m[i] = m[i] + (double)0.1f * (gi - m[i]);
+                        v[i] = (double)0.999f * v[i] + (double)0.001f * gi * gi;
                         double mHat = m[i] / (1 - Math.Pow(0.9, t)), vHat = v[i] / (1 - Math.Pow(0.999, t));
                         delta[i] -= lr * mHat / (Math.Sqrt(vHat) + 1e-8);
                         break;

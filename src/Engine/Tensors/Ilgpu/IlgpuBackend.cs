@@ -251,6 +251,38 @@ public sealed class IlgpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void BlockDot(IReadOnlyList<Tensor> xs, IReadOnlyList<Tensor> ys, int blockLength, Span<double> dst)
+    {
+        int nx = xs.Count, ny = ys.Count;
+        long length = nx > 0 ? xs[0].Length : 0;
+        foreach (var t in xs.Concat(ys))
+            if (t.Length != length) throw new ArgumentException($"block dot: length mismatch, {t} vs {length} elements");
+        if (blockLength <= 0 || length % blockLength != 0)
+            throw new ArgumentException($"block dot: block length {blockLength} does not divide {length}");
+        int blocks = (int)(length / blockLength), outputs = checked(blocks * nx * ny);
+        if (dst.Length < outputs) throw new ArgumentException("block dot: destination too short");
+        if (outputs == 0) return;
+        if (blocks == 1)
+        {
+            for (int i = 0; i < nx; i++)
+                for (int j = 0; j < ny; j++) dst[i * ny + j] = Dot(xs[i], ys[j]);
+            return;
+        }
+        using var x = Stack(xs, length);
+        using var y = ReferenceEquals(xs, ys) ? null : Stack(ys, length);
+        using var result = _accelerator.Allocate1D<double>(outputs);
+        _kernels.BlockPairDot(outputs, View(x), View(y ?? x), new BlockDotShape { Nx = nx, Ny = ny, BlockLength = blockLength, Length = length }, result.View);
+        result.AsArrayView<double>(0, outputs).CopyToCPU(dst[..outputs]);
+    }
+
+    private Tensor Stack(IReadOnlyList<Tensor> ts, long length)
+    {
+        var stacked = Empty(checked((int)(ts.Count * length)));
+        for (int i = 0; i < ts.Count; i++) View(ts[i]).CopyTo(View(stacked).SubView(i * length, length));
+        return stacked;
+    }
+
+    /// <inheritdoc />
     public float MaxAbs(Tensor x)
     {
         int chunks = ReduceKernels.ChunkCount(x.Length);

@@ -34,6 +34,7 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>? _sgemm;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvShape>? _sgemv;
     private Action<Index1D, ArrayView<float>, int>? _mirror;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, BlockDotShape, ArrayView<double>>? _blockPairDot;
 
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Add => Auto(ref _add, ElementwiseKernels.Add);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Sub => Auto(ref _sub, ElementwiseKernels.Sub);
@@ -67,6 +68,7 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     public Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape> Sgemm => Grouped(ref _sgemm, GemmKernels.Sgemm);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvShape> Sgemv => Auto(ref _sgemv, GemmKernels.Sgemv);
     public Action<Index1D, ArrayView<float>, int> MirrorUpperToLower => Auto(ref _mirror, GemmKernels.MirrorUpperToLower);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, BlockDotShape, ArrayView<double>> BlockPairDot => Auto(ref _blockPairDot, PairDotKernels.BlockPairDot);
 
     private Action<Index1D, T1, T2> Auto<T1, T2>(ref Action<Index1D, T1, T2>? slot, Action<Index1D, T1, T2> kernel)
         where T1 : struct where T2 : struct
