@@ -10,6 +10,9 @@ public static class MethodRegistry
         () => new TiesMethod(),
         () => new DareLinearMethod(),
         () => new DareTiesMethod(),
+        () => new TsvMergeMethod(),
+        () => new IsoCMethod(),
+        () => new IsoCtsMethod(),
     ];
 
     private static readonly Dictionary<string, Func<IMergeMethod>> ByName =
