@@ -48,46 +48,51 @@ public static class SpectralThroughput
         string cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':')[1].Trim() ?? "unknown cpu";
         Console.WriteLine($"# e2e-spectral: {cpu}, {Environment.ProcessorCount} cores, {experts} experts, .NET {Environment.Version}");
         Console.WriteLine($"# native LAPACK: {(CpuLinearAlgebra.NativeAvailable(out string lib) ? lib : "none (" + lib + ")")}");
+        Console.WriteLine($"# load average at start: {LoadAverage()}");
+        Console.WriteLine("# every time is wall seconds / process CPU seconds (all threads)");
 
         foreach (string provider in providers)
         {
             var be = new CpuBackend(threads, Enum.Parse<LapackProvider>(provider, ignoreCase: true));
             Console.WriteLine($"\n## provider {provider}: {be.LinearAlgebra.Description}, {be.Name}");
             Warmup(be, methods);
-            Console.WriteLine("\nop | seconds (best of 2)");
+            Console.WriteLine("\nop | wall / cpu s (best of 2)");
             Console.WriteLine("---|---");
             foreach (var (m, n) in new[] { (768, 768), (3072, 768), (768, 3072) })
-                Console.WriteLine($"svd {m}×{n} | {TimeSvd(be, m, n):F3}");
-            Console.WriteLine($"gemm 3072×768 · 768×768 (float32, engine CpuBlas) | {TimeGemm(be):F3}");
+                Console.WriteLine($"svd {m}×{n} | {TimeSvd(be, m, n).Format("F2")}");
+            Console.WriteLine($"gemm 3072×768 · 768×768 (float32, engine CpuBlas) | {TimeGemm(be).Format("F2")}");
 
-            var perTensor = new Dictionary<(string Method, string Layer), double>();
-            foreach (var type in MatrixTypes.Where(t => layers.Contains(t.Key)))
+            var perTensor = new Dictionary<(string Method, string Layer), Timing>();
+            var timed = MatrixTypes.Where(t => layers.Contains(t.Key)).ToArray();
+            foreach (var type in timed)
             {
                 using var group = Synthetic(be, type.TensorName, [type.Rows, type.Cols], experts, 7);
                 foreach (string method in methods)
                 {
-                    double s = Time(() => Merge(be, method, group).Dispose());
-                    perTensor[(method, type.Key)] = s;
-                    Console.Error.WriteLine($"  {provider} {method} {type.Label}: {s:F2} s");
+                    var t = Time(() => Merge(be, method, group).Dispose());
+                    perTensor[(method, type.Key)] = t;
+                    Console.Error.WriteLine($"  {provider} {method} {type.Label}: {t.Format("F2")} s (load {LoadAverage()})");
                 }
             }
 
-            Console.WriteLine("\nmethod | " + string.Join(" | ", MatrixTypes.Where(t => layers.Contains(t.Key)).Select(t => t.Label + " (s/tensor)"))
+            Console.WriteLine("\nmethod | " + string.Join(" | ", timed.Select(t => $"{t.Label} (s per tensor, ×{t.PerModel})"))
                 + " | non-matrix tensors (s, all) | ViT-B/32 total (s, extrapolated)");
-            Console.WriteLine("---|" + string.Concat(Enumerable.Repeat("---|", layers.Length)) + "---|---");
+            Console.WriteLine("---|" + string.Concat(Enumerable.Repeat("---|", timed.Length)) + "---|---");
             foreach (string method in methods)
             {
-                double nonMatrix = NonMatrix.Sum(nm =>
+                var nonMatrix = new Timing(0, 0);
+                foreach (var (shape, count) in NonMatrix)
                 {
-                    using var group = Synthetic(be, "vision_model.encoder.layers.0.layer_norm1.weight", nm.Shape, experts, 11);
-                    return nm.Count * Time(() => Merge(be, method, group).Dispose());
-                });
-                bool complete = MatrixTypes.All(t => layers.Contains(t.Key));
-                double total = nonMatrix + MatrixTypes.Where(t => layers.Contains(t.Key)).Sum(t => t.PerModel * perTensor[(method, t.Key)]);
-                Console.WriteLine($"{method} | " + string.Join(" | ", MatrixTypes.Where(t => layers.Contains(t.Key)).Select(t => $"{perTensor[(method, t.Key)]:F2}"))
-                    + $" | {nonMatrix:F3} | {total:F0}{(complete ? "" : " (timed layer types only)")}");
+                    using var group = Synthetic(be, "vision_model.encoder.layers.0.layer_norm1.weight", shape, experts, 11);
+                    nonMatrix += count * Time(() => Merge(be, method, group).Dispose());
+                }
+                var total = nonMatrix;
+                foreach (var t in timed) total += t.PerModel * perTensor[(method, t.Key)];
+                Console.WriteLine($"{method} | " + string.Join(" | ", timed.Select(t => perTensor[(method, t.Key)].Format("F2")))
+                    + $" | {nonMatrix.Format("F2")} | {total.Format("F0")}{(timed.Length == MatrixTypes.Length ? "" : " (timed layer types only)")}");
             }
         }
+        Console.WriteLine($"\n# load average at end: {LoadAverage()}");
         return 0;
     }
 
@@ -97,12 +102,28 @@ public static class SpectralThroughput
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
     }
 
-    private static double Time(Action action)
+    /// <summary>Wall and process CPU seconds of one call (CPU time is the figure that survives a shared, loaded machine).</summary>
+    private static Timing Time(Action action)
     {
+        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         var sw = Stopwatch.StartNew();
         action();
-        return sw.Elapsed.TotalSeconds;
+        double wall = sw.Elapsed.TotalSeconds;
+        return new Timing(wall, (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds);
     }
+
+    private readonly record struct Timing(double Wall, double Cpu)
+    {
+        public static Timing operator +(Timing a, Timing b) => new(a.Wall + b.Wall, a.Cpu + b.Cpu);
+
+        public static Timing operator *(double k, Timing a) => new(k * a.Wall, k * a.Cpu);
+
+        public static Timing Min(Timing a, Timing b) => a.Wall <= b.Wall ? a : b;
+
+        public string Format(string f) => $"{Wall.ToString(f)} / {Cpu.ToString(f)}";
+    }
+
+    private static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
 
     /// <summary>Runs every method a few times on a small matrix so that the timed runs use fully optimised JIT code.</summary>
     private static void Warmup(CpuBackend be, string[] methods)
@@ -112,7 +133,7 @@ public static class SpectralThroughput
             foreach (string method in methods) Merge(be, method, group).Dispose();
     }
 
-    private static double TimeSvd(CpuBackend be, int m, int n)
+    private static Timing TimeSvd(CpuBackend be, int m, int n)
     {
         int k = Math.Min(m, n);
         using var a = be.Empty(m, n);
@@ -120,17 +141,17 @@ public static class SpectralThroughput
         using var u = be.Empty(m, k);
         using var s = be.Empty(k);
         using var vt = be.Empty(k, n);
-        return Math.Min(Time(() => be.Svd(a, u, s, vt)), Time(() => be.Svd(a, u, s, vt)));
+        return Timing.Min(Time(() => be.Svd(a, u, s, vt)), Time(() => be.Svd(a, u, s, vt)));
     }
 
-    private static double TimeGemm(CpuBackend be)
+    private static Timing TimeGemm(CpuBackend be)
     {
         using var a = be.Empty(3072, 768);
         using var b = be.Empty(768, 768);
         using var c = be.Empty(3072, 768);
         be.FillNormal(a, 5, 2);
         be.FillNormal(b, 5, 3);
-        return Math.Min(Time(() => be.Gemm(a, false, b, false, c)), Time(() => be.Gemm(a, false, b, false, c)));
+        return Timing.Min(Time(() => be.Gemm(a, false, b, false, c)), Time(() => be.Gemm(a, false, b, false, c)));
     }
 
     private static Tensor Merge(CpuBackend be, string method, SyntheticGroup g)

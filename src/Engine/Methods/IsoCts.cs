@@ -17,6 +17,11 @@ namespace TaskMerge.Engine.Methods;
 /// </list>
 /// Other tensors and <c>exclude_keys</c> get the mean τ. θ = θ₀ + scaling_factor·Δ.
 /// </summary>
+/// <remarks>
+/// For m ≤ n the residual's triplets come from the (m−c)×n coordinates of τᵢ in the complement
+/// basis U[:, c:] of the (then square) U of Σ τᵢ, the same triplets as the m×n residual's SVD at a
+/// fraction of the cost (ViT attention and fc2 matrices); taller matrices use FusionBench's form.
+/// </remarks>
 public sealed class IsoCtsMethod : IMergeMethod
 {
     /// <inheritdoc />
@@ -63,10 +68,14 @@ public sealed class IsoCtsMethod : IMergeMethod
         g.Diagnostics["common_rank"] = c;
         g.Diagnostics["rank_per_task"] = d;
 
+        // When m ≤ n the thin SVD of Σ τᵢ has a square orthogonal U, so I − U_c·U_cᵀ = U_r·U_rᵀ with
+        // U_r = U[:, c:], and the residual's SVD is U_r·SVD(U_rᵀ·τᵢ): an (m−c)×n problem instead of m×n.
+        bool viaComplement = m <= n;
+        int rest = viaComplement ? m - c : c;
         using var uCat = be.Empty(m, k);
         using var sCat = be.Empty(k);
         using var vCat = be.Empty(k, n);
-        using var uCommon = be.Empty(m, c);
+        using var basis = be.Empty(m, rest);
         using (var sum = SpectralOps.CombinedTaskVector(g, mean: false))
         {
             var (u, s, vt) = SpectralOps.Svd(be, sum);
@@ -74,33 +83,17 @@ public sealed class IsoCtsMethod : IMergeMethod
             using (s)
             using (vt)
             {
-                be.CopyBlock(u, 0, 0, uCommon, 0, 0, m, c);
+                be.CopyBlock(u, 0, viaComplement ? c : 0, basis, 0, 0, m, rest);
                 be.CopyBlock(u, 0, 0, uCat, 0, tasks * d, m, c);
                 be.CopyBlock(s, 0, 0, sCat, 0, tasks * d, 1, c);
                 be.CopyBlock(vt, 0, 0, vCat, tasks * d, 0, c, n);
             }
         }
-        if (d > 0)
+        for (int i = 0; i < tasks && d > 0; i++)
         {
-            using var projection = be.Empty(c, n);
-            for (int i = 0; i < tasks; i++)
-            {
-                using var residual = SpectralOps.TaskVector(g, i);
-                if (c > 0)
-                {
-                    be.Gemm(uCommon, true, residual, false, projection);
-                    be.Gemm(uCommon, false, projection, false, residual, -1f, 1f);
-                }
-                var (u, s, vt) = SpectralOps.Svd(be, residual);
-                using (u)
-                using (s)
-                using (vt)
-                {
-                    be.CopyBlock(u, 0, 0, uCat, 0, i * d, m, d);
-                    be.CopyBlock(s, 0, 0, sCat, 0, i * d, 1, d);
-                    be.CopyBlock(vt, 0, 0, vCat, i * d, 0, d, n);
-                }
-            }
+            using var tv = SpectralOps.TaskVector(g, i);
+            if (viaComplement) AddComplementDirections(be, basis, tv, i, d, uCat, sCat, vCat);
+            else AddResidualDirections(be, basis, tv, i, d, uCat, sCat, vCat);
         }
         double sigma = be.Sum(sCat) / k;
         g.Diagnostics["isotropic_sigma"] = sigma;
@@ -110,5 +103,46 @@ public sealed class IsoCtsMethod : IMergeMethod
         be.Gemm(uOrth, false, vOrth, false, delta, (float)(scale * sigma));
         be.Add(g.Base!, delta, delta);
         return delta;
+    }
+
+    /// <summary>Task <paramref name="i"/>'s top d triplets of τ − U_c·U_cᵀ·τ (FusionBench's form) into slot i of the concatenation.</summary>
+    private static void AddResidualDirections(IBackend be, Tensor uCommon, Tensor tv, int i, int d, Tensor uCat, Tensor sCat, Tensor vCat)
+    {
+        if (uCommon.Cols > 0)
+        {
+            using var projection = be.Empty(uCommon.Cols, tv.Cols);
+            be.Gemm(uCommon, true, tv, false, projection);
+            be.Gemm(uCommon, false, projection, false, tv, -1f, 1f);
+        }
+        var (u, s, vt) = SpectralOps.Svd(be, tv);
+        using (u)
+        using (s)
+        using (vt)
+        {
+            be.CopyBlock(u, 0, 0, uCat, 0, i * d, tv.Rows, d);
+            be.CopyBlock(s, 0, 0, sCat, 0, i * d, 1, d);
+            be.CopyBlock(vt, 0, 0, vCat, i * d, 0, d, tv.Cols);
+        }
+    }
+
+    /// <summary>The same triplets through the complement basis U_r (m ≤ n): SVD(U_rᵀ·τ) = X·S·Wᵀ gives U_r·X, S, Wᵀ.</summary>
+    private static void AddComplementDirections(IBackend be, Tensor uRest, Tensor tv, int i, int d, Tensor uCat, Tensor sCat, Tensor vCat)
+    {
+        int m = tv.Rows, n = tv.Cols, r = uRest.Cols;
+        using var coordinates = be.Empty(r, n);
+        be.Gemm(uRest, true, tv, false, coordinates);
+        var (x, s, vt) = SpectralOps.Svd(be, coordinates);
+        using (x)
+        using (s)
+        using (vt)
+        {
+            using var xTop = be.Empty(r, d);
+            using var uTop = be.Empty(m, d);
+            be.CopyBlock(x, 0, 0, xTop, 0, 0, r, d);
+            be.Gemm(uRest, false, xTop, false, uTop);
+            be.CopyBlock(uTop, 0, 0, uCat, 0, i * d, m, d);
+            be.CopyBlock(s, 0, 0, sCat, 0, i * d, 1, d);
+            be.CopyBlock(vt, 0, 0, vCat, i * d, 0, d, n);
+        }
     }
 }
