@@ -56,14 +56,14 @@ public sealed class MergeParameters
     public string String(string name, string tensor = "", double t = 0) =>
         Convert.ToString(Raw(name, tensor, t, -1), CultureInfo.InvariantCulture) ?? "";
 
-    /// <summary>A string-list parameter (a single string counts as a one-element list).</summary>
+    /// <summary>A string-list parameter (a single string counts as a one-element list; YAML null as an empty one).</summary>
     public IReadOnlyList<string> List(string name)
     {
         if (_global.TryGetValue(name, out var s))
             return s switch
             {
                 StringListSetting l => l.Values,
-                ScalarSetting { Text: "" } => [],
+                ScalarSetting { Text: "" or "~" or "null" or "Null" or "NULL" } => [],
                 ScalarSetting sc => [sc.Text],
                 _ => throw new BadInputException($"{s.Location}: parameter '{name}' must be a list of strings"),
             };

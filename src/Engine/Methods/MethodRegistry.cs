@@ -11,6 +11,9 @@ public static class MethodRegistry
         () => new DareLinearMethod(),
         () => new DareTiesMethod(),
         () => new AwdMethod(),
+        () => new TsvMergeMethod(),
+        () => new IsoCMethod(),
+        () => new IsoCtsMethod(),
     ];
 
     private static readonly Dictionary<string, Func<IMergeMethod>> ByName =

@@ -28,3 +28,46 @@ public sealed class PairDotKernelTests(IlgpuCpuFixture fixture)
         for (int i = 0; i < cpu.Length; i++) Assert.Equal(cpu[i], dev[i], 1e-12);
     }
 }
+
+[Collection(IlgpuCpuCollection.Name)]
+public sealed class MatrixKernelTests(IlgpuCpuFixture fixture)
+{
+    [Fact]
+    public void Copy_block_and_scale_columns_match_the_cpu_backend()
+    {
+        var a = RandomValues(7 * 9, 60);
+        var scales = RandomValues(9, 61);
+        float[] RunOn(IBackend b)
+        {
+            using var src = Load(b, a, 7, 9);
+            using var dst = Load(b, new float[5 * 6], 5, 6);
+            b.CopyBlock(src, 2, 3, dst, 1, 0, 4, 6);
+            using var sc = Load(b, scales);
+            using var scaled = b.Empty(7, 9);
+            b.ScaleColumns(src, sc, scaled);
+            return dst.ToArray().Concat(scaled.ToArray()).ToArray();
+        }
+        Assert.Equal(RunOn(fixture.Cpu), RunOn(fixture.Device));
+    }
+
+    [Fact]
+    public void Svd_and_eigen_on_the_device_backend_reconstruct_their_input()
+    {
+        var a = RandomValues(6 * 4, 62);
+        var dev = fixture.Device;
+        using var t = Load(dev, a, 6, 4);
+        using var u = dev.Empty(6, 4);
+        using var s = dev.Empty(4);
+        using var vt = dev.Empty(4, 4);
+        dev.Svd(t, u, s, vt);
+        float[] U = u.ToArray(), S = s.ToArray(), V = vt.ToArray();
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 4; j++)
+            {
+                double r = 0;
+                for (int k = 0; k < 4; k++) r += U[i * 4 + k] * S[k] * V[k * 4 + j];
+                Assert.Equal(a[i * 4 + j], r, 1e-5);
+            }
+        Assert.True(S[0] >= S[1] && S[1] >= S[2] && S[2] >= S[3]);
+    }
+}

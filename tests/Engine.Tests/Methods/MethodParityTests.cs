@@ -17,8 +17,10 @@ public class MethodParityTests
         Enumerable.Range(0, n).Select(_ => (float)((r.NextDouble() - 0.5) * 0.02 + (r.NextDouble() < 0.01 ? 0.5 : 0))).ToArray();
 
     internal static (Tensor merged, Dictionary<string, object> diag) RunMethod(IMergeMethod method, float[] baseV, float[][] experts,
-        Dictionary<string, string> globals, Dictionary<string, string>[] perModel, ulong seed = 0, string name = "layers.0.w", int[]? shape = null)
+        Dictionary<string, string> globals, Dictionary<string, string>[] perModel, ulong seed = 0, string name = "layers.0.w", int[]? shape = null,
+        CpuBackend? backend = null)
     {
+        var cpu = backend ?? Cpu;
         shape ??= [baseV.Length];
         ParameterSetting S(string v) => new ScalarSetting(v);
         var warnings = new List<string>();
@@ -27,12 +29,12 @@ public class MethodParityTests
             perModel.Select(d => (IReadOnlyDictionary<string, ParameterSetting>)d.ToDictionary(kv => kv.Key, kv => S(kv.Value))).ToList(),
             warnings);
         Assert.Empty(warnings);
-        var b = Cpu.Wrap((float[])baseV.Clone(), shape);
-        var ex = experts.Select((e, i) => new ExpertTensor(i, Cpu.Wrap((float[])e.Clone(), shape))).ToList();
+        var b = cpu.Wrap((float[])baseV.Clone(), shape);
+        var ex = experts.Select((e, i) => new ExpertTensor(i, cpu.Wrap((float[])e.Clone(), shape))).ToList();
         var diag = new Dictionary<string, object>();
         var result = method.Merge(new TensorGroup
         {
-            Name = name, Depth = 0, Base = b, Experts = ex, Backend = Cpu, Parameters = ps, Seed = seed, Diagnostics = diag,
+            Name = name, Depth = 0, Base = b, Experts = ex, Backend = cpu, Parameters = ps, Seed = seed, Diagnostics = diag,
         });
         return (result, diag);
     }

@@ -11,12 +11,16 @@ public sealed class CpuBackend : IBackend
 {
     internal const int Chunk = 1 << 16;
     private readonly ParallelOptions _parallel;
+    private readonly Lazy<CpuLinearAlgebra> _linearAlgebra;
 
     /// <summary>Creates a CPU backend using up to <paramref name="threads"/> threads (0 = all cores).</summary>
-    public CpuBackend(int threads = 0)
+    /// <param name="threads">Worker threads (0 = all cores).</param>
+    /// <param name="lapack">SVD/eigensolver provider; null reads <c>TASKMERGE_LAPACK</c> (default auto) on first use.</param>
+    public CpuBackend(int threads = 0, LapackProvider? lapack = null)
     {
         Threads = threads > 0 ? threads : Environment.ProcessorCount;
         _parallel = new ParallelOptions { MaxDegreeOfParallelism = Threads };
+        _linearAlgebra = new(() => CpuLinearAlgebra.Create(lapack ?? CpuLinearAlgebra.ProviderFromEnvironment(Environment.GetEnvironmentVariable)));
     }
 
     /// <summary>A process-wide instance using all cores.</summary>
@@ -24,6 +28,9 @@ public sealed class CpuBackend : IBackend
 
     /// <summary>Worker threads used by ops.</summary>
     public int Threads { get; }
+
+    /// <summary>The SVD/eigensolver provider (resolved, and native LAPACK loaded, on first use).</summary>
+    public CpuLinearAlgebra LinearAlgebra => _linearAlgebra.Value;
 
     /// <inheritdoc />
     public string Name => $"cpu ({Threads} threads)";
@@ -242,7 +249,57 @@ public sealed class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void CopyBlock(Tensor src, int srcRow, int srcCol, Tensor dst, int dstRow, int dstCol, int rows, int cols)
+    {
+        var (srcRows, srcCols) = Matrix(src, "copy_block src");
+        var (dstRows, dstCols) = Matrix(dst, "copy_block dst");
+        if (ReferenceEquals(src, dst)) throw new ArgumentException("copy_block: src and dst must be different tensors");
+        if (rows < 0 || cols < 0 || srcRow < 0 || srcCol < 0 || dstRow < 0 || dstCol < 0
+            || srcRow + rows > srcRows || srcCol + cols > srcCols || dstRow + rows > dstRows || dstCol + cols > dstCols)
+            throw new ArgumentException($"copy_block: {rows}x{cols} block at ({srcRow},{srcCol}) of {srcRows}x{srcCols} -> ({dstRow},{dstCol}) of {dstRows}x{dstCols} is out of range");
+        float[] s = Data(src), d = Data(dst);
+        for (int i = 0; i < rows; i++)
+            s.AsSpan((srcRow + i) * srcCols + srcCol, cols).CopyTo(d.AsSpan((dstRow + i) * dstCols + dstCol, cols));
+    }
+
+    /// <inheritdoc />
+    public void ScaleColumns(Tensor a, Tensor scales, Tensor dst)
+    {
+        SameLength(a, dst);
+        int rows = a.Rows, cols = a.Cols;
+        if (scales.Length != cols) throw new ArgumentException($"scale_columns: {scales.Length} scales for {cols} columns");
+        float[] x = Data(a), sc = Data(scales), y = Data(dst);
+        Parallel.For(0, rows, _parallel, i =>
+            TensorPrimitives.Multiply(x.AsSpan(i * cols, cols), sc.AsSpan(0, cols), y.AsSpan(i * cols, cols)));
+    }
+
+    /// <inheritdoc />
+    public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt)
+    {
+        int m = a.Rows, n = a.Cols, k = Math.Min(m, n);
+        if (u.Rank != 2 || u.Rows != m || u.Cols != k || s.Length != k || vt.Rank != 2 || vt.Rows != k || vt.Cols != n)
+            throw new ArgumentException($"svd of {m}x{n}: u must be {m}x{k}, s {k}, vt {k}x{n}; got {u}, {s}, {vt}");
+        LinearAlgebra.Svd(Span(a), m, n, Span(u), Span(s), Span(vt));
+    }
+
+    /// <inheritdoc />
+    public void SymmetricEigen(Tensor a, Tensor eigenvalues, Tensor eigenvectors)
+    {
+        int n = a.Rows;
+        if (a.Cols != n || eigenvalues.Length != n || eigenvectors.Rank != 2 || eigenvectors.Rows != n || eigenvectors.Cols != n)
+            throw new ArgumentException($"symmetric_eigen: a must be square and eigenvalues {n}, eigenvectors {n}x{n}; got {a}, {eigenvalues}, {eigenvectors}");
+        LinearAlgebra.SymmetricEigen(Span(a), n, Span(eigenvalues), Span(eigenvectors));
+    }
+
+    /// <inheritdoc />
     public void Dispose() { }
+
+    private static (int Rows, int Cols) Matrix(Tensor t, string what) => t.Rank switch
+    {
+        1 => (1, t.Shape[0]),
+        2 => (t.Rows, t.Cols),
+        _ => throw new ArgumentException($"{what}: {t} is neither 1-D nor 2-D"),
+    };
 
     private static void SameLength(Tensor a, Tensor b)
     {

@@ -283,6 +283,55 @@ public sealed class IlgpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void CopyBlock(Tensor src, int srcRow, int srcCol, Tensor dst, int dstRow, int dstCol, int rows, int cols)
+    {
+        var (srcRows, srcCols) = Matrix(src, "copy_block src");
+        var (dstRows, dstCols) = Matrix(dst, "copy_block dst");
+        if (ReferenceEquals(src, dst)) throw new ArgumentException("copy_block: src and dst must be different tensors");
+        if (rows < 0 || cols < 0 || srcRow < 0 || srcCol < 0 || dstRow < 0 || dstCol < 0
+            || srcRow + rows > srcRows || srcCol + cols > srcCols || dstRow + rows > dstRows || dstCol + cols > dstCols)
+            throw new ArgumentException($"copy_block: {rows}x{cols} block at ({srcRow},{srcCol}) of {srcRows}x{srcCols} -> ({dstRow},{dstCol}) of {dstRows}x{dstCols} is out of range");
+        if (rows * cols == 0) return;
+        _kernels.CopyBlock(rows * cols, View(src), View(dst), new BlockCopyShape
+        {
+            SrcCols = srcCols, DstCols = dstCols, SrcRow = srcRow, SrcCol = srcCol, DstRow = dstRow, DstCol = dstCol, Cols = cols,
+        });
+    }
+
+    /// <inheritdoc />
+    public void ScaleColumns(Tensor a, Tensor scales, Tensor dst)
+    {
+        SameLength(a, dst);
+        if (scales.Length != a.Cols) throw new ArgumentException($"scale_columns: {scales.Length} scales for {a.Cols} columns");
+        if (a.Length > 0) _kernels.ScaleColumns(Count(a), View(a), View(scales), a.Cols, View(dst));
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Factorised on the host in float64 (LAPACK or managed) between a download and an upload.</remarks>
+    public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt) => OnHost([a], [u, s, vt], (cpu, i, o) => cpu.Svd(i[0], o[0], o[1], o[2]));
+
+    /// <inheritdoc />
+    /// <remarks>Factorised on the host in float64 (LAPACK or managed) between a download and an upload.</remarks>
+    public void SymmetricEigen(Tensor a, Tensor eigenvalues, Tensor eigenvectors) =>
+        OnHost([a], [eigenvalues, eigenvectors], (cpu, i, o) => cpu.SymmetricEigen(i[0], o[0], o[1]));
+
+    private void OnHost(Tensor[] inputs, Tensor[] outputs, Action<Cpu.CpuBackend, Tensor[], Tensor[]> op)
+    {
+        var cpu = Cpu.CpuBackend.Shared;
+        var i = inputs.Select(t => cpu.FromHost(t.ToArray(), t.Shape.ToArray())).ToArray();
+        var o = outputs.Select(t => cpu.Empty(t.Shape.ToArray())).ToArray();
+        op(cpu, i, o);
+        for (int k = 0; k < outputs.Length; k++) Upload(Cpu.CpuBackend.Span(o[k]), outputs[k]);
+    }
+
+    private static (int Rows, int Cols) Matrix(Tensor t, string what) => t.Rank switch
+    {
+        1 => (1, t.Shape[0]),
+        2 => (t.Rows, t.Cols),
+        _ => throw new ArgumentException($"{what}: {t} is neither 1-D nor 2-D"),
+    };
+
+    /// <inheritdoc />
     public float MaxAbs(Tensor x)
     {
         int chunks = ReduceKernels.ChunkCount(x.Length);

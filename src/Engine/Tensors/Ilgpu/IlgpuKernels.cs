@@ -35,6 +35,8 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvShape>? _sgemv;
     private Action<Index1D, ArrayView<float>, int>? _mirror;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, BlockDotShape, ArrayView<double>>? _blockPairDot;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, BlockCopyShape>? _copyBlock;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>? _scaleColumns;
 
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Add => Auto(ref _add, ElementwiseKernels.Add);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Sub => Auto(ref _sub, ElementwiseKernels.Sub);
@@ -69,6 +71,8 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvShape> Sgemv => Auto(ref _sgemv, GemmKernels.Sgemv);
     public Action<Index1D, ArrayView<float>, int> MirrorUpperToLower => Auto(ref _mirror, GemmKernels.MirrorUpperToLower);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, BlockDotShape, ArrayView<double>> BlockPairDot => Auto(ref _blockPairDot, PairDotKernels.BlockPairDot);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, BlockCopyShape> CopyBlock => Auto(ref _copyBlock, MatrixKernels.CopyBlock);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> ScaleColumns => Auto(ref _scaleColumns, MatrixKernels.ScaleColumns);
 
     private Action<Index1D, T1, T2> Auto<T1, T2>(ref Action<Index1D, T1, T2>? slot, Action<Index1D, T1, T2> kernel)
         where T1 : struct where T2 : struct
