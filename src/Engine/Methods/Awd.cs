@@ -228,10 +228,10 @@ public sealed class AwdMethod : IMergeMethod
                 exclude);
         }
 
-        /// <summary>AWD acts on 2-D tensors whose name matches no <c>exclude_keys</c> regex.</summary>
+        /// <summary>AWD acts on non-empty 2-D tensors whose name matches no <c>exclude_keys</c> regex.</summary>
         public bool Includes(string name, ReadOnlySpan<int> shape)
         {
-            if (shape.Length != 2) return false;
+            if (shape.Length != 2 || shape[0] == 0 || shape[1] == 0) return false;
             foreach (var r in Exclude)
                 if (r.IsMatch(name)) return false;
             return true;
