@@ -16,6 +16,7 @@ internal static class CliApp
         root.Subcommands.Add(MergeCommand.Create(stdout, stderr));
         root.Subcommands.Add(InspectCommand.Create(stdout, stderr));
         root.Subcommands.Add(ForwardCommand.Create(stdout, stderr));
+        root.Subcommands.Add(EvalCommand.Create(stdout, stderr));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -64,23 +64,23 @@ public sealed class RobertaModel : IDisposable
     private readonly Tensor _words, _positions, _tokenType;
     private readonly Norm _embedNorm;
     private readonly Layer[] _layers;
-    private readonly Linear? _dense, _outProj;
+    private readonly RobertaClassificationHead? _head;
 
     private RobertaModel(IBackend backend, RobertaConfig config, Tensor words, Tensor positions, Tensor tokenType, Norm embedNorm,
-        Layer[] layers, Linear? dense, Linear? outProj)
+        Layer[] layers, RobertaClassificationHead? head)
     {
-        (_backend, Config, _words, _positions, _tokenType, _embedNorm, _layers, _dense, _outProj) =
-            (backend, config, words, positions, tokenType, embedNorm, layers, dense, outProj);
+        (_backend, Config, _words, _positions, _tokenType, _embedNorm, _layers, _head) =
+            (backend, config, words, positions, tokenType, embedNorm, layers, head);
     }
 
     /// <summary>The hyper-parameters in use.</summary>
     public RobertaConfig Config { get; }
 
     /// <summary>True when a classification head is loaded.</summary>
-    public bool HasClassifier => _outProj is not null;
+    public bool HasClassifier => _head is not null;
 
     /// <summary>Classifier outputs (rows of <c>classifier.out_proj.weight</c>); 0 without a head.</summary>
-    public int NumLabels => _outProj?.Out ?? 0;
+    public int NumLabels => _head?.NumLabels ?? 0;
 
     /// <summary>
     /// Loads the model from <paramref name="source"/> (config from <paramref name="config"/>, else the
@@ -134,21 +134,12 @@ public sealed class RobertaModel : IDisposable
             if (source.Contains($"{prefix}encoder.layer.{c.NumHiddenLayers}.attention.self.query.weight"))
                 throw new BadInputException($"{P(source.Path)}: checkpoint has more than num_hidden_layers = {c.NumHiddenLayers} encoder layers");
 
-            Linear? dense = null, outProj = null;
             var headSource = head ?? source;
-            string headPrefix = head is null ? (prefix.EndsWith("roberta.", StringComparison.Ordinal) ? prefix[..^"roberta.".Length] : prefix) : HeadPrefix(head);
-            if (headSource.Contains(headPrefix + "classifier.out_proj.weight"))
-            {
-                var hr = new WeightReader(headSource, backend);
-                long[] outShape = hr.ShapeOf(headPrefix + "classifier.out_proj.weight");
-                if (outShape.Length != 2 || outShape[1] != w)
-                    throw new BadInputException($"{P(headSource.Path)}: tensor {Q(headPrefix + "classifier.out_proj.weight")} has shape {TensorInfo.FormatShape(outShape)}, expected [num_labels, {w}]");
-                dense = Add(Linear.Load(hr, headPrefix + "classifier.dense", w, w));
-                outProj = Add(Linear.Load(hr, headPrefix + "classifier.out_proj", (int)outShape[0], w));
-            }
-            else if (head is not null)
-                throw new BadInputException($"{P(head.Path)}: no classifier.out_proj.weight (a RoBERTa classification head needs classifier.dense and classifier.out_proj)");
-            return new RobertaModel(backend, c, words, positions, tokenType, embedNorm, layers, dense, outProj);
+            string headPrefix = head is null ? (prefix.EndsWith("roberta.", StringComparison.Ordinal) ? prefix[..^"roberta.".Length] : prefix) : "";
+            RobertaClassificationHead? cls = null;
+            if (head is not null || source.Contains(headPrefix + "classifier.out_proj.weight"))
+                cls = Add(RobertaClassificationHead.Load(headSource, backend, w, head is null ? headPrefix : null));
+            return new RobertaModel(backend, c, words, positions, tokenType, embedNorm, layers, cls);
         }
         catch
         {
@@ -163,14 +154,6 @@ public sealed class RobertaModel : IDisposable
             if (t.Name.EndsWith(WordName, StringComparison.Ordinal) && !t.Name.Contains("lm_head", StringComparison.Ordinal))
                 return t.Name[..^WordName.Length];
         throw new BadInputException($"{P(source.Path)}: not a RoBERTa checkpoint (no roberta.{WordName} tensor)");
-    }
-
-    private static string HeadPrefix(ModelSource head)
-    {
-        foreach (var t in head.Tensors)
-            if (t.Name.EndsWith("classifier.out_proj.weight", StringComparison.Ordinal))
-                return t.Name[..^"classifier.out_proj.weight".Length];
-        return "";
     }
 
     /// <summary>
@@ -194,10 +177,14 @@ public sealed class RobertaModel : IDisposable
 
     /// <summary>
     /// Runs the model on <paramref name="inputIds"/> (B·S ids, row-major) with an optional
-    /// <paramref name="attentionMask"/> (1 = attend, 0 = padding; all ones when null, as in HF).
+    /// <paramref name="attentionMask"/> (1 = attend, 0 = padding; all ones when null, as in HF). Logits
+    /// come from <paramref name="head"/> when given (a per-task head on a merged backbone), else from the
+    /// checkpoint's own classifier, else are null.
     /// </summary>
-    public RobertaOutput Forward(ReadOnlySpan<int> inputIds, int batch, int seq, ReadOnlySpan<int> attentionMask = default)
+    public RobertaOutput Forward(ReadOnlySpan<int> inputIds, int batch, int seq, ReadOnlySpan<int> attentionMask = default,
+        RobertaClassificationHead? head = null)
     {
+        head ??= _head;
         var be = _backend;
         var c = Config;
         int w = c.HiddenSize, rows = batch * seq;
@@ -246,17 +233,13 @@ public sealed class RobertaModel : IDisposable
                 }
             }
 
-            if (_dense is not null && _outProj is not null)
+            if (head is not null)
             {
                 var firstRows = new int[batch];
                 for (int b = 0; b < batch; b++) firstRows[b] = b * seq;
                 using var cls = be.Empty(batch, w);
-                using var hidden = be.Empty(batch, w);
                 be.GatherRows(h, firstRows, cls);
-                _dense.Forward(be, cls, hidden);
-                be.Tanh(hidden, hidden);
-                logits = be.Empty(batch, _outProj.Out);
-                _outProj.Forward(be, hidden, logits);
+                logits = head.Forward(be, cls);
             }
             return new RobertaOutput(h, logits, batch, seq);
         }
@@ -280,7 +263,67 @@ public sealed class RobertaModel : IDisposable
         _tokenType.Dispose();
         _embedNorm.Dispose();
         foreach (var l in _layers) l.Dispose();
-        _dense?.Dispose();
-        _outProj?.Dispose();
+        _head?.Dispose();
+    }
+}
+
+/// <summary>
+/// RoBERTa's sequence-classification head (HF <c>RobertaClassificationHead</c>): logits =
+/// out_proj(tanh(dense(x))) on the &lt;s&gt; token's final hidden state. Kept apart from the backbone
+/// because merging benchmarks evaluate one merged backbone with each task's own head.
+/// </summary>
+public sealed class RobertaClassificationHead : IDisposable
+{
+    private readonly Linear _dense, _outProj;
+
+    private RobertaClassificationHead(Linear dense, Linear outProj) => (_dense, _outProj) = (dense, outProj);
+
+    /// <summary>Outputs (1 for regression such as STS-B).</summary>
+    public int NumLabels => _outProj.Out;
+
+    /// <summary>
+    /// Loads <c>classifier.dense.{weight,bias}</c> [W, W] and <c>classifier.out_proj.{weight,bias}</c>
+    /// [num_labels, W] from <paramref name="source"/>, under <paramref name="prefix"/> or, when null, under
+    /// whatever prefix the file uses.
+    /// </summary>
+    public static RobertaClassificationHead Load(ModelSource source, IBackend backend, int width, string? prefix = null)
+    {
+        prefix ??= source.Tensors.Select(t => t.Name).FirstOrDefault(n => n.EndsWith("classifier.out_proj.weight", StringComparison.Ordinal)) is { } found
+            ? found[..^"classifier.out_proj.weight".Length]
+            : throw new BadInputException($"{P(source.Path)}: no classifier.out_proj.weight (a RoBERTa head needs classifier.dense and classifier.out_proj)");
+        var r = new WeightReader(source, backend);
+        string outName = prefix + "classifier.out_proj.weight";
+        long[] outShape = r.ShapeOf(outName);
+        if (outShape.Length != 2 || outShape[1] != width || outShape[0] < 1)
+            throw new BadInputException($"{P(source.Path)}: tensor {Q(outName)} has shape {TensorInfo.FormatShape(outShape)}, expected [num_labels, {width}]");
+        var dense = Linear.Load(r, prefix + "classifier.dense", width, width);
+        try
+        {
+            return new RobertaClassificationHead(dense, Linear.Load(r, prefix + "classifier.out_proj", (int)outShape[0], width));
+        }
+        catch
+        {
+            dense.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Logits [B, num_labels] of the &lt;s&gt; states <paramref name="cls"/> [B, W].</summary>
+    public Tensor Forward(IBackend be, Tensor cls)
+    {
+        int b = cls.Rows;
+        using var hidden = be.Empty(b, _dense.Out);
+        _dense.Forward(be, cls, hidden);
+        be.Tanh(hidden, hidden);
+        var logits = be.Empty(b, _outProj.Out);
+        _outProj.Forward(be, hidden, logits);
+        return logits;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _dense.Dispose();
+        _outProj.Dispose();
     }
 }
