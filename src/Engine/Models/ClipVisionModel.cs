@@ -145,6 +145,37 @@ public sealed class ClipVisionModel : IDisposable
     }
 
     /// <summary>
+    /// A model of the given shape with N(0, 0.02²) weights, zero biases and unit LayerNorms, drawn on
+    /// the backend (benchmarks; no checkpoint needed).
+    /// </summary>
+    internal static ClipVisionModel Random(ClipVisionConfig c, IBackend backend, ulong seed)
+    {
+        ulong stream = 0;
+        Tensor Normal(params int[] shape)
+        {
+            var t = backend.Empty(shape);
+            backend.FillNormal(t, seed, stream++);
+            backend.Scale(t, 0.02f, t);
+            return t;
+        }
+        Tensor Const(float v, params int[] shape)
+        {
+            var t = backend.Empty(shape);
+            backend.Fill(t, v);
+            return t;
+        }
+        Norm LayerNorm() => new(Const(1f, c.HiddenSize), Const(0f, c.HiddenSize), (float)c.LayerNormEps);
+        Linear Dense(int o, int i) => new(Normal(o, i), Const(0f, o));
+        int w = c.HiddenSize;
+        var blocks = new Block[c.NumHiddenLayers];
+        for (int l = 0; l < blocks.Length; l++)
+            blocks[l] = new Block(LayerNorm(), new SelfAttention(Dense(w, w), Dense(w, w), Dense(w, w), Dense(w, w), c.NumAttentionHeads),
+                LayerNorm(), Dense(c.IntermediateSize, w), Dense(w, c.IntermediateSize));
+        return new ClipVisionModel(backend, c, ClipWeightLayout.HuggingFace, Normal(w, c.NumChannels * c.PatchSize * c.PatchSize),
+            Normal(c.Tokens, w), LayerNorm(), blocks, LayerNorm(), Normal(c.ProjectionDim, w));
+    }
+
+    /// <summary>
     /// Runs the tower on normalised <paramref name="pixelValues"/> [B, C, S, S] (S = image_size) on
     /// the model's backend.
     /// </summary>
