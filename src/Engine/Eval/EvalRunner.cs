@@ -96,7 +96,7 @@ public static class EvalRunner
                 opened.Add((t, data, head));
                 if (data.ClassCount is int k && k != head.Classes)
                     throw new BadInputException($"task {Q(t.Name)}: class-count mismatch: {data.Origin} has {k} class folders but head {head.Origin} has {head.Classes} classes");
-                if (data is TensorFileDataset tf && tf.Labels.FirstOrDefault(l => l < 0 || l >= head.Classes, -1) is var bad && bad != -1)
+                if (data is TensorFileDataset tf && tf.Labels.Where(l => l < 0 || l >= head.Classes).Take(1).ToArray() is [int bad])
                     throw new BadInputException($"task {Q(t.Name)}: {data.Origin} has label {bad}, outside the head's {head.Classes} classes");
             }
 

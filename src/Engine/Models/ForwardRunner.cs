@@ -48,7 +48,6 @@ public static class ForwardRunner
         if (px.Shape[1] != c.NumChannels || px.Shape[2] != c.ImageSize || px.Shape[3] != c.ImageSize)
             throw new BadInputException($"{P(input.Path)}: pixel_values has shape {px.ShapeString}, the model expects [B, {c.NumChannels}, {c.ImageSize}, {c.ImageSize}]");
         int n = checked((int)px.Shape[0]), t = c.Tokens, w = c.HiddenSize, e = model.FeatureDim;
-        float[] pixels = input.ReadFloat32(px);
         var specs = new List<TensorSpec>
         {
             new("last_hidden_state", DType.F32, [n, t, w]),
@@ -63,7 +62,7 @@ public static class ForwardRunner
             for (int start = 0; start < n; start += batchSize)
             {
                 int b = Math.Min(batchSize, n - start);
-                using var x = backend.FromHost(pixels.AsSpan(start * per, b * per).ToArray(), b, c.NumChannels, c.ImageSize, c.ImageSize);
+                using var x = backend.FromHost(ReadRows(input, px, start, b, per), b, c.NumChannels, c.ImageSize, c.ImageSize);
                 using var o = model.Forward(x);
                 writer.WriteChunk("last_hidden_state", MemoryMarshal.AsBytes(o.LastHiddenState.ToArray().AsSpan()));
                 o.PoolerOutput.ToArray().CopyTo(pooled, (long)start * w);
@@ -75,6 +74,17 @@ public static class ForwardRunner
             if (embeds is not null) writer.WriteFloat32("image_embeds", embeds);
         });
         return new ForwardSummary(ModelKind.ClipVision, n, specs);
+    }
+
+    /// <summary>Rows [start, start + count) of a float tensor of <paramref name="per"/> values per row, decoded to float32.</summary>
+    private static float[] ReadRows(SafetensorsFile file, TensorInfo info, int start, int count, int per)
+    {
+        int size = info.DType.Size();
+        var bytes = new byte[(long)count * per * size];
+        file.CopyBytes(info, (long)start * per * size, bytes);
+        var values = new float[(long)count * per];
+        FloatConvert.ToFloat(info.DType, bytes, values);
+        return values;
     }
 
     private static ForwardSummary RunRoberta(ModelSource source, SafetensorsFile input, string outputPath, IBackend backend, int batchSize,

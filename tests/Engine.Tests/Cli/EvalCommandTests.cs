@@ -184,6 +184,8 @@ public sealed class EvalCommandTests
         AssertBad(CliRunner.Run("eval", model, "--task", "nonsense"), "NAME=DATA,HEAD");
 
         TestTensors.WriteFile(dir["labels.safetensors"], TestTensors.F32("pixel_values", new float[2 * 768], 2, 3, 16, 16), TestTensors.I64("labels", [0, 7], 2));
+        TestTensors.WriteFile(dir["negative.safetensors"], TestTensors.F32("pixel_values", new float[2 * 768], 2, 3, 16, 16), TestTensors.I64("labels", [-1, 0], 2));
+        AssertBad(CliRunner.Run("eval", model, "--task", $"t={dir["negative.safetensors"]},{dir["head3.safetensors"]}"), "label -1");
         AssertBad(CliRunner.Run("eval", model, "--task", $"t={dir["labels.safetensors"]},{dir["head3.safetensors"]}"), "label 7");
         TestTensors.WriteFile(dir["size.safetensors"], TestTensors.F32("pixel_values", new float[2 * 3 * 64], 2, 3, 8, 8), TestTensors.I64("labels", [0, 1], 2));
         AssertBad(CliRunner.Run("eval", model, "--task", $"t={dir["size.safetensors"]},{dir["head3.safetensors"]}"), "[N, 3, 16, 16]");
