@@ -1,18 +1,19 @@
 using BenchmarkDotNet.Running;
-using TaskMerge.Bench;
 using TaskMerge.Bench.EndToEnd;
 
-if (args.Length > 0 && args[0] == "e2e-ties") return TiesThroughput.Run(args[1..]);
-if (args.Length > 0 && args[0] == "e2e-awd") return AwdThroughput.Run(args[1..]);
-if (args.Length > 0 && args[0] == "e2e-spectral") return SpectralThroughput.Run(args[1..]);
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+var endToEnd = new Dictionary<string, Func<string[], int>>
+{
+    ["e2e-ties"] = TiesThroughput.Run,              // [DIR] [LAYERS] [DEVICE]
+    ["e2e-awd"] = AwdThroughput.Run,                // [EXPERTS] [ITERATIONS] [OPTIMIZER] [DEVICE] [GRANULARITY]
+    ["e2e-spectral"] = SpectralThroughput.Run,      // [options]
+    ["e2e-clip-forward"] = ClipForwardThroughput.Run, // [BATCH] [REPEATS] [DEVICE] [THREADS]
+};
+if (args.Length > 0 && endToEnd.TryGetValue(args[0], out var run)) return run(args[1..]);
+BenchmarkSwitcher.FromAssembly(typeof(TaskMerge.Bench.Program).Assembly).Run(args);
 return 0;
 
 namespace TaskMerge.Bench
 {
-    /// <summary>
-    /// Entry point: BenchmarkDotNet suites, or an end-to-end run: <c>e2e-ties [DIR] [LAYERS] [DEVICE]</c>,
-    /// <c>e2e-awd [EXPERTS] [ITERATIONS] [OPTIMIZER] [DEVICE]</c>, <c>e2e-spectral [options]</c>.
-    /// </summary>
+    /// <summary>Entry point: BenchmarkDotNet suites, or an end-to-end run named by its first argument (e2e-ties, e2e-awd, e2e-spectral, e2e-clip-forward).</summary>
     public partial class Program;
 }

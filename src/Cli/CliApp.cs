@@ -15,6 +15,8 @@ internal static class CliApp
         root.Options.Add(verbose);
         root.Subcommands.Add(MergeCommand.Create(stdout, stderr));
         root.Subcommands.Add(InspectCommand.Create(stdout, stderr));
+        root.Subcommands.Add(ForwardCommand.Create(stdout, stderr));
+        root.Subcommands.Add(EvalCommand.Create(stdout, stderr));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

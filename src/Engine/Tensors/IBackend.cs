@@ -153,4 +153,64 @@ public interface IBackend : IDisposable
     /// A non-finite input gives NaN outputs.
     /// </summary>
     void SymmetricEigen(Tensor a, Tensor eigenvalues, Tensor eigenvectors);
+    // ---- Transformer forward-pass ops (CLIP ViT, RoBERTa). "Rows" are the last dimension. ----
+
+    /// <summary>
+    /// dst ← LayerNorm of every row of <paramref name="x"/> (rows of <c>gamma.Length</c> values), as torch
+    /// nn.LayerNorm: (x − μ)/√(σ² + eps)·γ + β with the biased variance; μ and σ² accumulate in float64.
+    /// dst may be x.
+    /// </summary>
+    void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor dst);
+
+    /// <summary>
+    /// dst[r, :] ← x[r, :] + rows[r mod p, :], where <paramref name="rows"/> is [n] (p = 1: a bias) or
+    /// [p, n] (e.g. position embeddings, p = tokens per sequence) and x holds rows of n values. dst may be x.
+    /// </summary>
+    void AddRowVector(Tensor x, Tensor rows, Tensor dst);
+
+    /// <summary>dst ← exact GELU, x·½·(1 + erf(x/√2)), with a float64 erf. dst may be x.</summary>
+    void Gelu(Tensor x, Tensor dst);
+
+    /// <summary>dst ← QuickGELU, x·σ(1.702·x). dst may be x.</summary>
+    void QuickGelu(Tensor x, Tensor dst);
+
+    /// <summary>dst ← tanh(x). dst may be x.</summary>
+    void Tanh(Tensor x, Tensor dst);
+
+    /// <summary>
+    /// Softmax over the last dimension of <paramref name="x"/> of v = scale·x + bias, where row r adds
+    /// bias row r / <paramref name="rowsPerBiasRow"/> (bias [R/rowsPerBiasRow, n], e.g. an additive
+    /// key-padding mask [B, T] for scores [B·H, T, T] with rowsPerBiasRow = H·T); no bias when null.
+    /// The row max is subtracted first; the normaliser accumulates in float64. dst may be x.
+    /// </summary>
+    void SoftmaxRows(Tensor x, Tensor dst, float scale = 1f, Tensor? bias = null, int rowsPerBiasRow = 1);
+
+    /// <summary>
+    /// Strided-batched GEMM over rank-3 tensors: C[b] ← alpha·op(A[b])·op(B[b]) + beta·C[b] for every b of
+    /// the leading dimension (A [batch, ·, ·], B [batch, ·, ·], C [batch, m, n], packed row-major).
+    /// </summary>
+    void GemmStridedBatched(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha = 1f, float beta = 0f);
+
+    /// <summary>
+    /// Attention head split: x holds B·T rows of H·D values (token-major); dst is [B·H, T, D] (rank 3),
+    /// dst[(b·H + h), t, d] = x[b·T + t, h·D + d]. <paramref name="heads"/> = H; B, T and D come from dst.
+    /// </summary>
+    void SplitHeads(Tensor x, Tensor dst, int heads);
+
+    /// <summary>The inverse of <see cref="SplitHeads"/>: x is [B·H, T, D] (rank 3), dst holds B·T rows of H·D values.</summary>
+    void MergeHeads(Tensor x, Tensor dst, int heads);
+
+    /// <summary>
+    /// Row gather (embedding lookup, CLS pooling): dst[i, :] ← table[rows[i], :] for a 2-D table;
+    /// dst holds rows.Length rows of table.Cols values. Out-of-range indices throw.
+    /// </summary>
+    void GatherRows(Tensor table, ReadOnlySpan<int> rows, Tensor dst);
+
+    /// <summary>
+    /// Patch extraction for a stride-P convolution with a P×P kernel (ViT patch embedding as a GEMM):
+    /// images [B, C, H, W] → dst [B·(lead + gh·gw), C·P·P] with gh = ⌊H/P⌋, gw = ⌊W/P⌋; each image's
+    /// rows are <paramref name="leadingRows"/> zero rows (the class-token slot) and then its patches in
+    /// row-major grid order, each flattened (channel, ky, kx) like the conv weight [W, C, P, P].
+    /// </summary>
+    void Patchify(Tensor images, int patch, int leadingRows, Tensor dst);
 }

@@ -7,7 +7,7 @@ namespace TaskMerge.Engine.Tensors.Cpu;
 /// The host backend: float arrays, System.Numerics.Tensors SIMD, work split across threads in
 /// fixed-size chunks (results never depend on the thread count), GEMM through <see cref="CpuBlas"/>.
 /// </summary>
-public sealed class CpuBackend : IBackend
+public sealed partial class CpuBackend : IBackend
 {
     internal const int Chunk = 1 << 16;
     private readonly ParallelOptions _parallel;

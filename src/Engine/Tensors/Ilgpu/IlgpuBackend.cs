@@ -17,7 +17,7 @@ namespace TaskMerge.Engine.Tensors.Ilgpu;
 /// buffers, so one thread at a time drives a backend; any thread may, since every CUDA call the
 /// backend makes outside ILGPU's own copies binds the context to the calling thread first.
 /// </summary>
-public sealed class IlgpuBackend : IBackend
+public sealed partial class IlgpuBackend : IBackend
 {
     private readonly Context? _ownedContext;
     private readonly Accelerator _accelerator;

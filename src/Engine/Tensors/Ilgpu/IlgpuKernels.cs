@@ -36,6 +36,14 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, ArrayView<float>, int>? _mirror;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, BlockDotShape, ArrayView<double>>? _blockPairDot;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, BlockCopyShape>? _copyBlock;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _layerNorm;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _addRowVector;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>>? _gelu, _quickGelu, _tanh;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>? _softmaxRows;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchedGemmShape>? _batchedGemm;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, HeadShape>? _splitHeads, _mergeHeads;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _gatherRows;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, PatchShape>? _patchify;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>? _scaleColumns;
 
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Add => Auto(ref _add, ElementwiseKernels.Add);
@@ -72,6 +80,18 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     public Action<Index1D, ArrayView<float>, int> MirrorUpperToLower => Auto(ref _mirror, GemmKernels.MirrorUpperToLower);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, BlockDotShape, ArrayView<double>> BlockPairDot => Auto(ref _blockPairDot, PairDotKernels.BlockPairDot);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, BlockCopyShape> CopyBlock => Auto(ref _copyBlock, MatrixKernels.CopyBlock);
+
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> LayerNorm => Auto(ref _layerNorm, NnKernels.LayerNorm);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> AddRowVector => Auto(ref _addRowVector, NnKernels.AddRowVector);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>> Gelu => Auto(ref _gelu, NnKernels.Gelu);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>> QuickGelu => Auto(ref _quickGelu, NnKernels.QuickGelu);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>> Tanh => Auto(ref _tanh, NnKernels.Tanh);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int> SoftmaxRows => Auto(ref _softmaxRows, NnKernels.SoftmaxRows);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchedGemmShape> GemmStridedBatched => Auto(ref _batchedGemm, NnKernels.GemmStridedBatched);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, HeadShape> SplitHeads => Auto(ref _splitHeads, NnKernels.SplitHeads);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, HeadShape> MergeHeads => Auto(ref _mergeHeads, NnKernels.MergeHeads);
+    public Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> GatherRows => Auto(ref _gatherRows, NnKernels.GatherRows);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, PatchShape> Patchify => Auto(ref _patchify, NnKernels.Patchify);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> ScaleColumns => Auto(ref _scaleColumns, MatrixKernels.ScaleColumns);
 
     private Action<Index1D, T1, T2> Auto<T1, T2>(ref Action<Index1D, T1, T2>? slot, Action<Index1D, T1, T2> kernel)
@@ -118,6 +138,17 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, T1, T2, T3, T4, T5, T6> Auto<T1, T2, T3, T4, T5, T6>(
         ref Action<Index1D, T1, T2, T3, T4, T5, T6>? slot, Action<Index1D, T1, T2, T3, T4, T5, T6> kernel)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
+    {
+        lock (_gate)
+        {
+            accelerator.Bind();
+            return slot ??= accelerator.LoadAutoGroupedStreamKernel(kernel);
+        }
+    }
+
+    private Action<Index1D, T1, T2, T3, T4, T5, T6, T7> Auto<T1, T2, T3, T4, T5, T6, T7>(
+        ref Action<Index1D, T1, T2, T3, T4, T5, T6, T7>? slot, Action<Index1D, T1, T2, T3, T4, T5, T6, T7> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct
     {
         lock (_gate)
         {

@@ -1,0 +1,249 @@
+using System.Numerics.Tensors;
+using TaskMerge.Kernels;
+
+namespace TaskMerge.Engine.Tensors.Cpu;
+
+/// <summary>
+/// Transformer forward-pass ops: the CPU twins of <see cref="NnKernels"/>. Row ops run rows in
+/// parallel; elementwise activations share the scalar functions of <see cref="NnMath"/> with the
+/// kernels; reductions accumulate in float64.
+/// </summary>
+public sealed partial class CpuBackend
+{
+    private const int RowsPerTask = 16;
+
+    /// <inheritdoc />
+    public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor dst)
+    {
+        int n = checked((int)gamma.Length);
+        if (beta.Length != n) throw new ArgumentException($"layernorm: gamma has {n} values, beta {beta.Length}");
+        int rows = RowCount(x, n, "layernorm");
+        SameLength(x, dst);
+        float[] xs = Data(x), g = Data(gamma), b = Data(beta), d = Data(dst);
+        ForRows(rows, r =>
+        {
+            var row = xs.AsSpan(r * n, n);
+            double mean = Reductions.Sum(row) / n;
+            double sq = 0;
+            foreach (float v in row)
+            {
+                double c = v - mean;
+                sq += c * c;
+            }
+            double rstd = 1.0 / Math.Sqrt(sq / n + eps);
+            var o = d.AsSpan(r * n, n);
+            for (int c = 0; c < n; c++) o[c] = (float)((row[c] - mean) * rstd * g[c] + b[c]);
+        });
+    }
+
+    /// <inheritdoc />
+    public void AddRowVector(Tensor x, Tensor rows, Tensor dst)
+    {
+        int n = rows.Rank == 2 ? rows.Cols : checked((int)rows.Length);
+        int period = rows.Rank == 2 ? rows.Rows : 1;
+        if (rows.Rank > 2) throw new ArgumentException($"add-row-vector: rows must be [n] or [p, n], got {rows}");
+        int count = RowCount(x, n, "add-row-vector");
+        SameLength(x, dst);
+        float[] xs = Data(x), v = Data(rows), d = Data(dst);
+        ForRows(count, r => TensorPrimitives.Add(xs.AsSpan(r * n, n), v.AsSpan(r % period * n, n), d.AsSpan(r * n, n)));
+    }
+
+    /// <inheritdoc />
+    public void Gelu(Tensor x, Tensor dst) => Map(x, dst, NnMath.Gelu);
+
+    /// <inheritdoc />
+    public void QuickGelu(Tensor x, Tensor dst) => Map(x, dst, NnMath.QuickGelu);
+
+    /// <inheritdoc />
+    public void Tanh(Tensor x, Tensor dst) => Map(x, dst, NnMath.Tanh);
+
+    /// <inheritdoc />
+    public void SoftmaxRows(Tensor x, Tensor dst, float scale = 1f, Tensor? bias = null, int rowsPerBiasRow = 1)
+    {
+        SameLength(x, dst);
+        int n = x.Rank == 0 ? 1 : x.Shape[^1];
+        int rows = n == 0 ? 0 : checked((int)(x.Length / n));
+        if (bias is not null)
+        {
+            if (rowsPerBiasRow < 1 || rows % rowsPerBiasRow != 0 || bias.Length != (long)rows / rowsPerBiasRow * n)
+                throw new ArgumentException($"softmax: bias {bias} does not give one row of {n} per {rowsPerBiasRow} of {rows} rows");
+        }
+        float[] xs = Data(x), d = Data(dst), bs = bias is null ? [] : Data(bias);
+        ForRows(rows, r =>
+        {
+            var o = d.AsSpan(r * n, n);
+            TensorPrimitives.Multiply(xs.AsSpan(r * n, n), scale, o);
+            if (bias is not null) TensorPrimitives.Add(o, bs.AsSpan(r / rowsPerBiasRow * n, n), o);
+            float max = TensorPrimitives.Max(o);
+            TensorPrimitives.Subtract(o, max, o);
+            TensorPrimitives.Exp(o, o);
+            float inv = (float)(1.0 / Reductions.Sum(o));
+            TensorPrimitives.Multiply(o, inv, o);
+        });
+    }
+
+    /// <inheritdoc />
+    public void GemmStridedBatched(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha = 1f, float beta = 0f)
+    {
+        if (a.Rank != 3 || b.Rank != 3 || c.Rank != 3)
+            throw new ArgumentException($"batched gemm needs rank-3 tensors, got {a}, {b}, {c}");
+        int batch = c.Shape[0], m = c.Shape[1], n = c.Shape[2];
+        int k = transA ? a.Shape[1] : a.Shape[2];
+        if (a.Shape[0] != batch || b.Shape[0] != batch || (transA ? a.Shape[2] : a.Shape[1]) != m ||
+            (transB ? b.Shape[2] : b.Shape[1]) != k || (transB ? b.Shape[1] : b.Shape[2]) != n)
+            throw new ArgumentException($"batched gemm shape mismatch: A {a}, B {b}, C {c} (transA {transA}, transB {transB})");
+        float[] av = Data(a), bv = Data(b), cv = Data(c);
+        int aStride = m * k, bStride = k * n, cStride = m * n;
+        ForRows(batch * m, row =>
+        {
+            int bi = row / m, i = row % m;
+            var cRow = cv.AsSpan(bi * cStride + i * n, n);
+            int ao = bi * aStride, bo = bi * bStride;
+            if (!transA && transB)
+            {
+                var aRow = av.AsSpan(ao + i * k, k);
+                for (int j = 0; j < n; j++)
+                {
+                    float s = alpha * TensorPrimitives.Dot(aRow, bv.AsSpan(bo + j * k, k));
+                    cRow[j] = beta == 0f ? s : s + beta * cRow[j];
+                }
+                return;
+            }
+            Span<float> acc = n <= 4096 ? stackalloc float[n] : new float[n];
+            acc.Clear();
+            for (int p = 0; p < k; p++)
+            {
+                float aip = transA ? av[ao + p * m + i] : av[ao + i * k + p];
+                if (!transB) TensorPrimitives.MultiplyAdd(bv.AsSpan(bo + p * n, n), aip, acc, acc);
+                else for (int j = 0; j < n; j++) acc[j] += aip * bv[bo + j * k + p];
+            }
+            if (beta == 0f) TensorPrimitives.Multiply(acc, alpha, cRow);
+            else
+            {
+                TensorPrimitives.Multiply(cRow, beta, cRow);
+                TensorPrimitives.MultiplyAdd(acc, alpha, cRow, cRow);
+            }
+        });
+    }
+
+    /// <inheritdoc />
+    public void SplitHeads(Tensor x, Tensor dst, int heads)
+    {
+        var s = CheckHeads(x, dst, heads, "split-heads");
+        int d = s.HeadDim, width = s.Heads * d;
+        float[] xs = Data(x), o = Data(dst);
+        ForRows(s.Batch * s.Seq, row =>
+        {
+            int b = row / s.Seq, t = row % s.Seq;
+            for (int h = 0; h < s.Heads; h++)
+                xs.AsSpan(row * width + h * d, d).CopyTo(o.AsSpan(((b * s.Heads + h) * s.Seq + t) * d, d));
+        });
+    }
+
+    /// <inheritdoc />
+    public void MergeHeads(Tensor x, Tensor dst, int heads)
+    {
+        var s = CheckHeads(dst, x, heads, "merge-heads");
+        int d = s.HeadDim, width = s.Heads * d;
+        float[] xs = Data(x), o = Data(dst);
+        ForRows(s.Batch * s.Seq, row =>
+        {
+            int b = row / s.Seq, t = row % s.Seq;
+            for (int h = 0; h < s.Heads; h++)
+                xs.AsSpan(((b * s.Heads + h) * s.Seq + t) * d, d).CopyTo(o.AsSpan(row * width + h * d, d));
+        });
+    }
+
+    /// <inheritdoc />
+    public void GatherRows(Tensor table, ReadOnlySpan<int> rows, Tensor dst)
+    {
+        int n = table.Cols, count = table.Rows;
+        if (dst.Length != (long)rows.Length * n)
+            throw new ArgumentException($"gather: dst {dst} does not hold {rows.Length} rows of {n}");
+        float[] t = Data(table), d = Data(dst);
+        for (int i = 0; i < rows.Length; i++)
+        {
+            int r = rows[i];
+            if ((uint)r >= (uint)count) throw new ArgumentOutOfRangeException(nameof(rows), $"gather: row index {r} outside table of {count} rows");
+            t.AsSpan(r * n, n).CopyTo(d.AsSpan(i * n, n));
+        }
+    }
+
+    /// <inheritdoc />
+    public void Patchify(Tensor images, int patch, int leadingRows, Tensor dst)
+    {
+        var s = PatchShapeOf(images, patch, leadingRows, dst);
+        float[] x = Data(images), o = Data(dst);
+        int len = s.RowLength, gw = s.GridW, perImage = s.RowsPerImage;
+        ForRows(s.Batch * perImage, row =>
+        {
+            int img = row / perImage, p = row % perImage - s.LeadingRows;
+            var dRow = o.AsSpan(row * len, len);
+            if (p < 0)
+            {
+                dRow.Clear();
+                return;
+            }
+            int gy = p / gw, gx = p % gw, col = 0;
+            for (int ch = 0; ch < s.Channels; ch++)
+                for (int ky = 0; ky < s.Patch; ky++, col += s.Patch)
+                {
+                    int src = ((img * s.Channels + ch) * s.Height + gy * s.Patch + ky) * s.Width + gx * s.Patch;
+                    x.AsSpan(src, s.Patch).CopyTo(dRow.Slice(col, s.Patch));
+                }
+        });
+    }
+
+    /// <summary>Validates a patch extraction and returns its shape (shared with device backends).</summary>
+    internal static PatchShape PatchShapeOf(Tensor images, int patch, int leadingRows, Tensor dst)
+    {
+        if (images.Rank != 4) throw new ArgumentException($"patchify: images must be [B, C, H, W], got {images}");
+        if (patch < 1 || leadingRows < 0) throw new ArgumentException($"patchify: patch {patch}, leading rows {leadingRows}");
+        var s = new PatchShape(images.Shape[0], images.Shape[1], images.Shape[2], images.Shape[3], patch, leadingRows);
+        if (dst.Length != (long)s.Batch * s.RowsPerImage * s.RowLength)
+            throw new ArgumentException($"patchify: dst {dst} must hold {s.Batch}×{s.RowsPerImage} rows of {s.RowLength}");
+        return s;
+    }
+
+    /// <summary>Validates a head split of <paramref name="tokens"/> (B·T rows of H·D) into <paramref name="split"/> ([B·H, T, D]).</summary>
+    internal static HeadShape CheckHeads(Tensor tokens, Tensor split, int heads, string op)
+    {
+        if (split.Rank != 3 || heads < 1 || split.Shape[0] % heads != 0)
+            throw new ArgumentException($"{op}: per-head tensor must be [B·H, T, D] with H = {heads}, got {split}");
+        SameLength(tokens, split);
+        return new HeadShape(split.Shape[0] / heads, split.Shape[1], heads, split.Shape[2]);
+    }
+
+    private static int RowCount(Tensor x, int n, string op)
+    {
+        if (n == 0 || x.Length % n != 0) throw new ArgumentException($"{op}: {x} is not made of rows of {n} values");
+        return checked((int)(x.Length / n));
+    }
+
+    private void Map(Tensor x, Tensor dst, Func<float, float> f)
+    {
+        SameLength(x, dst);
+        ForChunks(x.Length, (o, n) =>
+        {
+            var s = Data(x).AsSpan(o, n);
+            var d = Data(dst).AsSpan(o, n);
+            for (int i = 0; i < s.Length; i++) d[i] = f(s[i]);
+        });
+    }
+
+    /// <summary>Runs <paramref name="body"/> for every row, in blocks of rows across threads.</summary>
+    private void ForRows(int rows, Action<int> body)
+    {
+        if (rows <= RowsPerTask)
+        {
+            for (int r = 0; r < rows; r++) body(r);
+            return;
+        }
+        int blocks = (rows + RowsPerTask - 1) / RowsPerTask;
+        Parallel.For(0, blocks, _parallel, blk =>
+        {
+            int end = Math.Min(rows, (blk + 1) * RowsPerTask);
+            for (int r = blk * RowsPerTask; r < end; r++) body(r);
+        });
+    }
+}
