@@ -15,6 +15,22 @@ public static class SelectKernels
     /// <summary>Bins of one 16-bit digit.</summary>
     public const int Bins = 1 << 16;
 
+    /// <summary>
+    /// Host step of the radix select: the highest digit whose bin, counted from the top, holds the
+    /// element of rank <paramref name="remaining"/> (1-based); on return <paramref name="remaining"/>
+    /// is that element's rank within the bin. Shared by the CPU twin and the device backend.
+    /// </summary>
+    public static int DigitHoldingRank(ReadOnlySpan<long> counts, ref long remaining)
+    {
+        int digit = counts.Length - 1;
+        for (; digit > 0; digit--)
+        {
+            if (counts[digit] >= remaining) break;
+            remaining -= counts[digit];
+        }
+        return digit;
+    }
+
     /// <summary>Elements handled by one group in the chunked passes.</summary>
     public const int ChunkSize = ReduceKernels.ChunkSize;
 

@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using TaskMerge.Kernels;
 
 namespace TaskMerge.Engine.Tensors.Cpu;
 
@@ -55,23 +56,9 @@ internal static class MagnitudeSelect
     /// <summary>The magnitude key t with count(&gt; t) &lt; k ≤ count(≥ t).</summary>
     public static uint FindThreshold(float[] data, long k, CpuBackend cpu)
     {
-        var high = Histogram(data, cpu, 16, 0, 0);
         long remaining = k;
-        int hb = 0xFFFF;
-        for (; hb > 0; hb--)
-        {
-            if (high[hb] >= remaining) break;
-            remaining -= high[hb];
-        }
-        uint prefix = (uint)hb << 16;
-        var low = Histogram(data, cpu, 0, 0xFFFF_0000, prefix);
-        int lb = 0xFFFF;
-        for (; lb > 0; lb--)
-        {
-            if (low[lb] >= remaining) break;
-            remaining -= low[lb];
-        }
-        return prefix | (uint)lb;
+        uint prefix = (uint)SelectKernels.DigitHoldingRank(Histogram(data, cpu, 16, 0, 0), ref remaining) << 16;
+        return prefix | (uint)SelectKernels.DigitHoldingRank(Histogram(data, cpu, 0, 0xFFFF_0000, prefix), ref remaining);
     }
 
     /// <summary>

@@ -359,26 +359,12 @@ public sealed partial class IlgpuBackend : IBackend
 
         bins.MemSetToZero();
         _kernels.HighDigitHistogram((int)n, view, bins);
-        int[] high = ToHost(histogram, SelectKernels.Bins);
         long remaining = k;
-        int hb = 0xFFFF;
-        for (; hb > 0; hb--)
-        {
-            if (high[hb] >= remaining) break;
-            remaining -= high[hb];
-        }
-        uint prefix = (uint)hb << 16;
+        uint prefix = (uint)SelectKernels.DigitHoldingRank(Array.ConvertAll(ToHost(histogram, SelectKernels.Bins), c => (long)c), ref remaining) << 16;
 
         bins.MemSetToZero();
         _kernels.LowDigitHistogram((int)n, view, prefix, bins);
-        int[] low = ToHost(histogram, SelectKernels.Bins);
-        int lb = 0xFFFF;
-        for (; lb > 0; lb--)
-        {
-            if (low[lb] >= remaining) break;
-            remaining -= low[lb];
-        }
-        uint threshold = prefix | (uint)lb;
+        uint threshold = prefix | (uint)SelectKernels.DigitHoldingRank(Array.ConvertAll(ToHost(histogram, SelectKernels.Bins), c => (long)c), ref remaining);
 
         // remaining = k − count(|x| > threshold): the ties to keep, taken chunk by chunk in index order.
         int chunks = ReduceKernels.ChunkCount(n);
