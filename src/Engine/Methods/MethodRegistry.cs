@@ -10,6 +10,7 @@ public static class MethodRegistry
         () => new TiesMethod(),
         () => new DareLinearMethod(),
         () => new DareTiesMethod(),
+        () => new WudiMethod(),
     ];
 
     private static readonly Dictionary<string, Func<IMergeMethod>> ByName =

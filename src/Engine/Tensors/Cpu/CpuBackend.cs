@@ -201,6 +201,14 @@ public sealed class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public bool CholeskySolve(Tensor a, double shift, Tensor b)
+    {
+        int n = a.Rows;
+        if (a.Cols != n || b.Cols != n) throw new ArgumentException($"cholesky solve: A must be square and B must have {n} columns, got A {a.Rows}x{a.Cols}, B {b.Rows}x{b.Cols}");
+        return CpuCholesky.Solve(Data(a), n, shift, Data(b), b.Rows, _parallel);
+    }
+
+    /// <inheritdoc />
     public void Dispose() { }
 
     private static void SameLength(Tensor a, Tensor b)
