@@ -152,7 +152,7 @@ public sealed partial class WudiMethod : IMergeMethod
     /// torch.optim.Adam(lr, betas (0.9, 0.999), eps 1e-8, weight_decay 0) from m = Σ τᵢ: per step the
     /// gradient 2(m·C − D) and one fused update; the loss (optional) costs two dot products.
     /// </summary>
-    private static void Adam(IBackend be, WudiGram gram, Tensor[] m, Settings s, IDictionary<string, object> diagnostics)
+    internal static void Adam(IBackend be, WudiGram gram, Tensor[] m, Settings s, IDictionary<string, object> diagnostics)
     {
         var adam = new AdamSettings(s.Lr);
         var mom = m.Select(t => be.Zeros(t.Rows, t.Cols)).ToArray();
