@@ -14,6 +14,7 @@ public static class MethodRegistry
         () => new TsvMergeMethod(),
         () => new IsoCMethod(),
         () => new IsoCtsMethod(),
+        () => new WudiMethod(),
     ];
 
     private static readonly Dictionary<string, Func<IMergeMethod>> ByName =

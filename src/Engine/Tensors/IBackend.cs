@@ -213,4 +213,14 @@ public interface IBackend : IDisposable
     /// row-major grid order, each flattened (channel, ky, kx) like the conv weight [W, C, P, P].
     /// </summary>
     void Patchify(Tensor images, int patch, int leadingRows, Tensor dst);
+
+    /// <summary>
+    /// B ← B·(A + shift·I)⁻¹ for a symmetric positive-definite A [n,n] and B [m,n]: every row of B is
+    /// solved against the same matrix. (Row-major B [m,n] is column-major Bᵀ [n,m], so this is exactly
+    /// LAPACK/cuSOLVER potrs on the right-hand sides Bᵀ.) A + shift·I is factorised by Cholesky (potrf)
+    /// and the solves use the factor (potrs), both in float64; only the lower triangle of row-major A is
+    /// read and A is left unchanged. Returns false, leaving B unchanged, when A + shift·I is not
+    /// positive definite.
+    /// </summary>
+    bool CholeskySolve(Tensor a, double shift, Tensor b);
 }

@@ -70,4 +70,27 @@ public sealed class MatrixKernelTests(IlgpuCpuFixture fixture)
             }
         Assert.True(S[0] >= S[1] && S[1] >= S[2] && S[2] >= S[3]);
     }
+
+    [Fact]
+    public void Cholesky_solve_on_the_device_backend_matches_the_cpu_backend()
+    {
+        var g = RandomValues(5 * 5, 63);
+        var spd = new float[25];
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 5; j++)
+            {
+                double s = i == j ? 1 : 0;
+                for (int k = 0; k < 5; k++) s += g[i * 5 + k] * g[j * 5 + k];
+                spd[i * 5 + j] = (float)s;
+            }
+        var rhs = RandomValues(3 * 5, 64);
+        float[] RunOn(IBackend b)
+        {
+            using var a = Load(b, spd, 5, 5);
+            using var x = Load(b, rhs, 3, 5);
+            Assert.True(b.CholeskySolve(a, 0.1, x));
+            return x.ToArray();
+        }
+        Assert.Equal(RunOn(fixture.Cpu), RunOn(fixture.Device));
+    }
 }

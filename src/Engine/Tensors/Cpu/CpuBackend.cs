@@ -292,6 +292,14 @@ public sealed partial class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public bool CholeskySolve(Tensor a, double shift, Tensor b)
+    {
+        int n = a.Rows;
+        if (a.Cols != n || b.Cols != n) throw new ArgumentException($"cholesky solve: A must be square and B must have {n} columns, got A {a.Rows}x{a.Cols}, B {b.Rows}x{b.Cols}");
+        return CpuCholesky.Solve(Data(a), n, shift, Data(b), b.Rows, _parallel);
+    }
+
+    /// <inheritdoc />
     public void Dispose() { }
 
     private static (int Rows, int Cols) Matrix(Tensor t, string what) => t.Rank switch

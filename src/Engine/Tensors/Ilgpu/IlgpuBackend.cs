@@ -315,6 +315,19 @@ public sealed partial class IlgpuBackend : IBackend
     public void SymmetricEigen(Tensor a, Tensor eigenvalues, Tensor eigenvectors) =>
         OnHost([a], [eigenvalues, eigenvectors], (cpu, i, o) => cpu.SymmetricEigen(i[0], o[0], o[1]));
 
+    /// <inheritdoc />
+    /// <remarks>Factorised and solved on the host in float64 between a download and an upload.</remarks>
+    public bool CholeskySolve(Tensor a, double shift, Tensor b)
+    {
+        bool solved = false;
+        OnHost([a, b], [b], (cpu, i, o) =>
+        {
+            solved = cpu.CholeskySolve(i[0], shift, i[1]);
+            cpu.Copy(i[1], o[0]);
+        });
+        return solved;
+    }
+
     private void OnHost(Tensor[] inputs, Tensor[] outputs, Action<Cpu.CpuBackend, Tensor[], Tensor[]> op)
     {
         var cpu = Cpu.CpuBackend.Shared;
