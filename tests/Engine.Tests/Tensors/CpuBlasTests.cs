@@ -13,7 +13,8 @@ public class CpuBlasTests
 {
     private const float Sentinel = -12345.5f;
 
-    // m, n, k: ones, primes, and sizes straddling the 12×32 / 6×16 / 4×16 register tiles and KC = 256.
+    // m, n, k: ones (m or n = 1 runs as a GEMV, m·n·k ≤ 512 as a plain loop), primes, and sizes
+    // straddling the 12×32 / 6×16 / 4×16 register tiles and KC = 256.
     private static readonly (int M, int N, int K)[] GemmSizes =
     [
         (1, 1, 1), (1, 130, 65), (130, 1, 65), (3, 17, 5), (17, 3, 65), (65, 130, 17), (130, 65, 130), (33, 65, 300), (65, 17, 1),
@@ -69,7 +70,7 @@ public class CpuBlasTests
         var rng = new Random(99);
         foreach (bool ta in new[] { false, true })
             foreach (bool tb in new[] { false, true })
-                foreach (var (m, n, k) in new[] { (3, 5, 7), (130, 65, 300), (17, 70, 0) })
+                foreach (var (m, n, k) in new[] { (3, 5, 7), (130, 65, 300), (17, 70, 0), (1, 70, 9), (40, 1, 33) })
                 {
                     var (a, lda) = Matrix(rng, ta ? k : m, ta ? m : k, pad: 1);
                     var (b, ldb) = Matrix(rng, tb ? n : k, tb ? k : n, pad: 0);

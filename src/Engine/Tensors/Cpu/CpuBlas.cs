@@ -22,6 +22,10 @@ namespace TaskMerge.Engine.Tensors.Cpu;
 /// kernel on zero-padded panels), so results are bitwise reproducible for a given shape and do not
 /// depend on the thread count.
 /// </para>
+/// <para>
+/// Shortcuts: a C with one row or one column runs as a GEMV; products of at most 512 multiply-adds run
+/// as a plain loop; below 2^20 multiply-adds everything stays on the calling thread.
+/// </para>
 /// </remarks>
 internal static unsafe class CpuBlas
 {
@@ -49,8 +53,8 @@ internal static unsafe class CpuBlas
         _ => true,
     };
 
-    /// <summary>Below this many multiply-adds (m·n·k) GEMM skips packing and runs a plain loop.</summary>
-    internal const long SmallGemm = 4096;
+    /// <summary>Up to this many multiply-adds (m·n·k, about 8×8×8) GEMM skips packing and runs a plain loop.</summary>
+    internal const long SmallGemm = 512;
 
     /// <summary>Below this many multiply-adds a call runs on the calling thread only.</summary>
     private const long SerialGemm = 1L << 20;
@@ -110,6 +114,12 @@ internal static unsafe class CpuBlas
         CheckMatrix(a, transA ? k : m, transA ? m : k, lda, nameof(a));
         CheckMatrix(b, transB ? n : k, transB ? k : n, ldb, nameof(b));
 
+        if (m == 1 || n == 1)
+        {
+            // A row or column of C: a matrix-vector product, no padded register tiles.
+            GemmAsGemv(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+            return;
+        }
         long work = (long)m * n * k;
         if (work <= SmallGemm)
         {
@@ -152,6 +162,44 @@ internal static unsafe class CpuBlas
         for (int i = 0; i < n; i++)
             for (int j = i + 1; j < n; j++)
                 c[i * ldc + j] = c[j * ldc + i];
+    }
+
+    /// <summary>C (one row or one column) as y ← alpha·M·x + beta·y, gathering a strided x or y.</summary>
+    private static void GemmAsGemv(bool transA, bool transB, int m, int n, int k, float alpha,
+        float[] a, int lda, float[] b, int ldb, float beta, float[] c, int ldc, int threads)
+    {
+        float[] matrix, x;
+        int rows, cols, ld, len, stride;
+        bool trans;
+        if (n == 1)
+        {
+            // C[:, 0] = op(A)·op(B)[:, 0].
+            (matrix, rows, cols, ld, trans) = (a, transA ? k : m, transA ? m : k, lda, transA);
+            x = transB || ldb == 1 ? b : Gather(b, k, ldb);
+            (len, stride) = (m, ldc);
+        }
+        else
+        {
+            // C[0, :]ᵀ = op(B)ᵀ·op(A)[0, :]ᵀ.
+            (matrix, rows, cols, ld, trans) = (b, transB ? n : k, transB ? k : n, ldb, !transB);
+            x = !transA || lda == 1 ? a : Gather(a, k, lda);
+            (len, stride) = (n, 1);
+        }
+        if (stride == 1 || len == 1)
+        {
+            Sgemv(trans, rows, cols, alpha, matrix, ld, x, beta, c, threads);
+            return;
+        }
+        var y = beta == 0f ? new float[len] : Gather(c, len, stride);
+        Sgemv(trans, rows, cols, alpha, matrix, ld, x, beta, y, threads);
+        for (int i = 0; i < len; i++) c[i * stride] = y[i];
+    }
+
+    private static float[] Gather(float[] src, int count, int stride)
+    {
+        var dst = new float[count];
+        for (int i = 0; i < count; i++) dst[i] = src[i * stride];
+        return dst;
     }
 
     /// <summary>Unpacked loop for tiny products, where packing would dominate.</summary>
