@@ -27,9 +27,12 @@ public sealed class ForwardCommandTests
         var pixels = ClipVisionParityTests.Pixels(5, s, 2);
         TestTensors.WriteFile(dir["in.safetensors"], TestTensors.F32("pixel_values", pixels, 5, 3, 16, 16));
 
-        var (code, stdout, stderr) = CliRunner.Run("forward", model, dir["in.safetensors"], dir["out.safetensors"], "--device", "cpu", "--batch-size", "2");
+        var (code, stdout, stderr) = CliRunner.Run("forward", model, dir["in.safetensors"], dir["out.safetensors"], "--device", "cpu", "--batch-size", "5");
         Assert.True(code == 0, stderr);
         Assert.Contains("ClipVision: 5 examples", stdout);
+        Assert.Equal(0, CliRunner.Run("forward", model, dir["in.safetensors"], dir["batched.safetensors"], "--device", "cpu", "--batch-size", "2").Exit);
+        // Batches of 2 change GEMM shapes (and so the float32 summation blocking), never more than rounding.
+        Assert.InRange(RelDiff(Read(dir["batched.safetensors"], "last_hidden_state", 5, 5, 32), Read(dir["out.safetensors"], "last_hidden_state", 5, 5, 32)), 0, 1e-6);
 
         var be = new CpuBackend(2);
         using var src = ModelSource.Open(model);
@@ -55,8 +58,10 @@ public sealed class ForwardCommandTests
             TestTensors.I64("input_ids", ids.Select(i => (long)i).ToArray(), 3, 7),
             TestTensors.I64("attention_mask", mask.Select(i => (long)i).ToArray(), 3, 7));
 
-        var (code, _, stderr) = CliRunner.Run("forward", model, dir["in.safetensors"], dir["out.safetensors"], "--device", "cpu", "--batch-size", "2", "--quiet");
+        var (code, _, stderr) = CliRunner.Run("forward", model, dir["in.safetensors"], dir["out.safetensors"], "--device", "cpu", "--batch-size", "3", "--quiet");
         Assert.True(code == 0, stderr);
+        Assert.Equal(0, CliRunner.Run("forward", model, dir["in.safetensors"], dir["batched.safetensors"], "--device", "cpu", "--batch-size", "2", "--quiet").Exit);
+        Assert.InRange(RelDiff(Read(dir["batched.safetensors"], "logits", 3, 3), Read(dir["out.safetensors"], "logits", 3, 3)), 0, 1e-6);
         var expected = Float64Reference.Roberta(w, s, ids, mask, 3, 7);
         Assert.InRange(Float64Reference.RelErr(Read(dir["out.safetensors"], "last_hidden_state", 3, 7, 32), expected.LastHidden), 0, 1e-4);
         Assert.InRange(Float64Reference.RelErr(Read(dir["out.safetensors"], "logits", 3, 3), expected.Logits), 0, 1e-4);
@@ -66,6 +71,9 @@ public sealed class ForwardCommandTests
         using var o = m.Forward(ids, 3, 7, mask);
         Assert.Equal(o.Logits!.ToArray(), Read(dir["out.safetensors"], "logits", 3, 3));
     }
+
+    private static double RelDiff(float[] a, float[] b) =>
+        a.Zip(b, (x, y) => (double)Math.Abs(x - y)).Max() / Math.Max(1e-30, b.Max(v => Math.Abs((double)v)));
 
     private static void AssertBad((int Exit, string Out, string Err) r, string mention, string outFile)
     {
