@@ -89,7 +89,11 @@ public static class MergeRunner
             {
                 writeTime.Start();
                 if (r.Raw is not null) writer.Write(r.Planned.Name, r.Raw);
-                else writer.WriteFloat32(r.Planned.Name, r.Values!);
+                else
+                {
+                    writer.WriteFloat32(r.Planned.Name, r.Values!);
+                    HostArrayPool.Return(r.Values!);
+                }
                 writeTime.Stop();
                 long outBytes = r.Planned.Shape.Aggregate(1L, (a, d) => a * d) * r.Planned.OutDType.Size();
                 report.BytesWritten += outBytes;
@@ -162,7 +166,7 @@ public static class MergeRunner
 
     private static float[] LoadFloat(MergePlan plan, ModelSource source, string name, long count)
     {
-        var a = GC.AllocateUninitializedArray<float>(checked((int)count));
+        var a = HostArrayPool.Rent(checked((int)count));
         source.ReadFloat32(name, a);
         FloatConvert.RoundTo(plan.ComputeDType, a);
         return a;
@@ -177,6 +181,7 @@ public static class MergeRunner
         var shape = g.Planned.Shape;
         Tensor? baseT = g.Base is null ? null : Upload(backend, g.Base, shape);
         var experts = new List<ExpertTensor>();
+        float[]? merged = null;
         try
         {
             foreach (var (model, values) in g.Experts)
@@ -188,12 +193,16 @@ public static class MergeRunner
                 Parameters = plan.Parameters, Seed = seed, Diagnostics = diagnostics,
             });
             if (diagnostics.Count > 0) report.AddTensorDiagnostics(g.Planned.Name, diagnostics);
-            return new ResultGroup(g.Planned, backend.DetachToHost(result), null);
+            merged = backend.DetachToHost(result);
+            return new ResultGroup(g.Planned, merged, null);
         }
         finally
         {
             foreach (var e in experts) if (!ReferenceEquals(e.Values, baseT)) e.Values.Dispose();
             baseT?.Dispose();
+            // The loaded arrays are dead now (the CPU backend wrapped them, a device copied them).
+            foreach (var a in g.Experts.Select(e => e.Values).Append(g.Base).Distinct())
+                if (a is not null && !ReferenceEquals(a, merged)) HostArrayPool.Return(a);
         }
     }
 

@@ -35,8 +35,18 @@ public sealed partial class CpuBackend : IBackend
     /// <inheritdoc />
     public string Name => $"cpu ({Threads} threads)";
 
-    internal static float[] Data(Tensor t) =>
-        t.Storage as float[] ?? throw new ArgumentException($"{t} does not live on the CPU backend");
+    internal static float[] Data(Tensor t) => t.Storage switch
+    {
+        float[] a => a,
+        PooledArray { Data: { } a } => a,
+        _ => throw new ArgumentException($"{t} does not live on the CPU backend"),
+    };
+
+    /// <summary>Storage of a tensor whose array came from <see cref="HostArrayPool"/> and goes back there on release.</summary>
+    private sealed class PooledArray(float[] data)
+    {
+        public float[]? Data = data;
+    }
 
     /// <summary>The host array behind a CPU tensor (no copy).</summary>
     public static Span<float> Span(Tensor t) => Data(t).AsSpan(0, checked((int)t.Length));
@@ -50,10 +60,15 @@ public sealed partial class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public Tensor Empty(params int[] shape) => new(this, shape, GC.AllocateUninitializedArray<float>(checked((int)Count(shape))));
+    public Tensor Empty(params int[] shape) => new(this, shape, new PooledArray(HostArrayPool.Rent(checked((int)Count(shape)))));
 
     /// <inheritdoc />
-    public Tensor Zeros(params int[] shape) => new(this, shape, new float[checked((int)Count(shape))]);
+    public Tensor Zeros(params int[] shape)
+    {
+        var t = Empty(shape);
+        Fill(t, 0f);
+        return t;
+    }
 
     private static long Count(int[] shape)
     {
@@ -70,6 +85,7 @@ public sealed partial class CpuBackend : IBackend
     {
         var a = Data(t);
         if (a.Length != t.Length) a = Span(t).ToArray();
+        else if (t.Storage is PooledArray p) p.Data = null;
         t.Dispose();
         return a;
     }
@@ -81,7 +97,14 @@ public sealed partial class CpuBackend : IBackend
     public void Download(Tensor src, Span<float> dst) => Span(src).CopyTo(dst);
 
     /// <inheritdoc />
-    public void Release(Tensor t) { }
+    public void Release(Tensor t)
+    {
+        if (t.Storage is PooledArray { Data: { } a } p)
+        {
+            p.Data = null;
+            HostArrayPool.Return(a);
+        }
+    }
 
     /// <inheritdoc />
     public void Copy(Tensor src, Tensor dst) => ForChunks(src.Length, (s, n) => Data(src).AsSpan(s, n).CopyTo(Data(dst).AsSpan(s, n)));

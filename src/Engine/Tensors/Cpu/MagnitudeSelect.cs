@@ -15,24 +15,22 @@ internal static class MagnitudeSelect
     {
         if (k >= x.Length) return;
         if (k <= 0) { Array.Clear(x); return; }
-        uint threshold = FindThreshold(x, k, cpu);
+        var (threshold, tiesToKeep, tiesTotal) = FindThreshold(x, k, cpu);
+        if (tiesToKeep == tiesTotal)
+        {
+            cpu.ForEachChunk(x.Length, (_, o, n) => KeepAtLeast(x.AsSpan(o, n), threshold));
+            return;
+        }
 
         int chunks = CpuBackend.ChunkCount(x.Length);
-        var above = new long[chunks];
         var ties = new long[chunks];
         cpu.ForEachChunk(x.Length, (c, o, n) =>
         {
-            long a = 0, t = 0;
+            long t = 0;
             foreach (float v in x.AsSpan(o, n))
-            {
-                uint m = Magnitude(v);
-                if (m > threshold) a++;
-                else if (m == threshold) t++;
-            }
-            above[c] = a;
+                if (Magnitude(v) == threshold) t++;
             ties[c] = t;
         });
-        long tiesToKeep = k - above.Sum();
         var tiesBefore = new long[chunks];
         for (int c = 1; c < chunks; c++) tiesBefore[c] = tiesBefore[c - 1] + ties[c - 1];
 
@@ -50,15 +48,39 @@ internal static class MagnitudeSelect
         });
     }
 
+    /// <summary>Zeroes the elements whose magnitude key is below <paramref name="threshold"/>.</summary>
+    private static void KeepAtLeast(Span<float> s, uint threshold)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var absMask = Vector256.Create(0x7FFF_FFFFu);
+            var t = Vector256.Create(threshold);
+            for (; i + 8 <= s.Length; i += 8)
+            {
+                var v = Vector256.Create(s.Slice(i, 8));
+                var keep = Vector256.GreaterThanOrEqual(v.AsUInt32() & absMask, t);
+                (v & keep.AsSingle()).CopyTo(s.Slice(i, 8));
+            }
+        }
+        for (; i < s.Length; i++)
+            if (Magnitude(s[i]) < threshold) s[i] = 0f;
+    }
+
     /// <summary>|x| as an order-preserving unsigned key; NaN ranks above every number, as in torch.</summary>
     public static uint Magnitude(float v) => BitConverter.SingleToUInt32Bits(v) & 0x7FFF_FFFF;
 
-    /// <summary>The magnitude key t with count(&gt; t) &lt; k ≤ count(≥ t).</summary>
-    public static uint FindThreshold(float[] data, long k, CpuBackend cpu)
+    /// <summary>
+    /// The magnitude key t with count(&gt; t) &lt; k ≤ count(≥ t), how many elements equal to t the top k
+    /// take, and how many there are.
+    /// </summary>
+    public static (uint Threshold, long TiesToKeep, long TiesTotal) FindThreshold(float[] data, long k, CpuBackend cpu)
     {
         long remaining = k;
         uint prefix = (uint)SelectKernels.DigitHoldingRank(Histogram(data, cpu, 16, 0, 0), ref remaining) << 16;
-        return prefix | (uint)SelectKernels.DigitHoldingRank(Histogram(data, cpu, 0, 0xFFFF_0000, prefix), ref remaining);
+        var low = Histogram(data, cpu, 0, 0xFFFF_0000, prefix);
+        int digit = SelectKernels.DigitHoldingRank(low, ref remaining);
+        return (prefix | (uint)digit, remaining, low[digit]);
     }
 
     /// <summary>
@@ -76,15 +98,6 @@ internal static class MagnitudeSelect
             var h = new int[1 << 16];
             var s = data.AsSpan(start, end - start);
             int i = 0;
-            if (mask == 0 && Vector256.IsHardwareAccelerated)
-            {
-                var absMask = Vector256.Create(0x7FFF_FFFFu);
-                for (; i + 8 <= s.Length; i += 8)
-                {
-                    var keys = (Vector256.Create(s.Slice(i, 8)).AsUInt32() & absMask) >>> shift;
-                    for (int j = 0; j < 8; j++) h[(int)(keys.GetElement(j) & 0xFFFF)]++;
-                }
-            }
             for (; i < s.Length; i++)
             {
                 uint m = Magnitude(s[i]);
