@@ -86,10 +86,10 @@ public class CpuBlasTests
     [Fact]
     public void Sgemm_SeveralColumnBlocks_MatchesReference()
     {
-        // Deep k shrinks the packed-B column block below n (n·k > 2M floats), so several column blocks
-        // and k blocks are used; m = 7 leaves a partial row tile for every kernel.
+        // n·k above the packed-B budget forces several column blocks (and k = 4097 several k blocks);
+        // m = 5 leaves a partial row tile for every kernel.
         var rng = new Random(5);
-        int m = 7, n = 700, k = 3200;
+        int m = 5, k = 4097, n = (int)(CpuBlas.PackedBLimit / k) + 37;
         foreach (var kernel in Kernels().Select(Enum.Parse<Kernel>))
         {
             var (a, lda) = Matrix(rng, m, k, pad: 0);

@@ -104,8 +104,8 @@ internal static unsafe class CpuBlas
         _ => new Geometry(4, 2 * Vector<float>.Count, 256, 128),
     };
 
-    /// <summary>Packed op(B) is limited to about this many floats (8 MB, well inside a shared L3).</summary>
-    private const long PackedBLimit = 2L << 20;
+    /// <summary>Packed op(B) is limited to about this many floats (16 MB): one column block for n·k up to 4M, so op(A) is packed once.</summary>
+    internal const long PackedBLimit = 4L << 20;
 
     private static void Gemm(MicroKernel kernel, bool transA, bool transB, int m, int n, int k, float alpha,
         float[] a, int lda, float[] b, int ldb, float beta, float[] c, int ldc, int threads, bool lower)
@@ -913,7 +913,7 @@ internal static unsafe class CpuBlas
         [ThreadStatic] internal static Buffer? B;
 
         /// <summary>Buffers larger than this (in floats) are not kept after use.</summary>
-        private const long KeepLimit = 4 << 20;
+        private const long KeepLimit = PackedBLimit;
 
         internal static Buffer Take(ref Buffer? slot, long floats)
         {
