@@ -15,10 +15,7 @@ public sealed partial class CpuBackend
     /// <inheritdoc />
     public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor dst)
     {
-        int n = checked((int)gamma.Length);
-        if (beta.Length != n) throw new ArgumentException($"layernorm: gamma has {n} values, beta {beta.Length}");
-        int rows = RowCount(x, n, "layernorm");
-        SameLength(x, dst);
+        int rows = OpShapes.LayerNorm(x, gamma, beta, dst), n = checked((int)gamma.Length);
         float[] xs = Data(x), g = Data(gamma), b = Data(beta), d = Data(dst);
         ForRows(rows, r =>
         {
@@ -39,11 +36,8 @@ public sealed partial class CpuBackend
     /// <inheritdoc />
     public void AddRowVector(Tensor x, Tensor rows, Tensor dst)
     {
-        int n = rows.Rank == 2 ? rows.Cols : checked((int)rows.Length);
-        int period = rows.Rank == 2 ? rows.Rows : 1;
-        if (rows.Rank > 2) throw new ArgumentException($"add-row-vector: rows must be [n] or [p, n], got {rows}");
-        int count = RowCount(x, n, "add-row-vector");
-        SameLength(x, dst);
+        var (n, period) = OpShapes.AddRowVector(x, rows, dst);
+        int count = checked((int)(x.Length / n));
         float[] xs = Data(x), v = Data(rows), d = Data(dst);
         ForRows(count, r => TensorPrimitives.Add(xs.AsSpan(r * n, n), v.AsSpan(r % period * n, n), d.AsSpan(r * n, n)));
     }
@@ -60,14 +54,7 @@ public sealed partial class CpuBackend
     /// <inheritdoc />
     public void SoftmaxRows(Tensor x, Tensor dst, float scale = 1f, Tensor? bias = null, int rowsPerBiasRow = 1)
     {
-        SameLength(x, dst);
-        int n = x.Rank == 0 ? 1 : x.Shape[^1];
-        int rows = n == 0 ? 0 : checked((int)(x.Length / n));
-        if (bias is not null)
-        {
-            if (rowsPerBiasRow < 1 || rows % rowsPerBiasRow != 0 || bias.Length != (long)rows / rowsPerBiasRow * n)
-                throw new ArgumentException($"softmax: bias {bias} does not give one row of {n} per {rowsPerBiasRow} of {rows} rows");
-        }
+        var (n, rows) = OpShapes.Softmax(x, dst, bias, rowsPerBiasRow);
         float[] xs = Data(x), d = Data(dst), bs = bias is null ? [] : Data(bias);
         ForRows(rows, r =>
         {
@@ -85,13 +72,7 @@ public sealed partial class CpuBackend
     /// <inheritdoc />
     public void GemmStridedBatched(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha = 1f, float beta = 0f)
     {
-        if (a.Rank != 3 || b.Rank != 3 || c.Rank != 3)
-            throw new ArgumentException($"batched gemm needs rank-3 tensors, got {a}, {b}, {c}");
-        int batch = c.Shape[0], m = c.Shape[1], n = c.Shape[2];
-        int k = transA ? a.Shape[1] : a.Shape[2];
-        if (a.Shape[0] != batch || b.Shape[0] != batch || (transA ? a.Shape[2] : a.Shape[1]) != m ||
-            (transB ? b.Shape[2] : b.Shape[1]) != k || (transB ? b.Shape[1] : b.Shape[2]) != n)
-            throw new ArgumentException($"batched gemm shape mismatch: A {a}, B {b}, C {c} (transA {transA}, transB {transB})");
+        var (batch, m, n, k) = OpShapes.BatchedGemm(a, transA, b, transB, c);
         float[] av = Data(a), bv = Data(b), cv = Data(c);
         int aStride = m * k, bStride = k * n, cStride = m * n;
         ForRows(batch * m, row =>
@@ -129,7 +110,7 @@ public sealed partial class CpuBackend
     /// <inheritdoc />
     public void SplitHeads(Tensor x, Tensor dst, int heads)
     {
-        var s = CheckHeads(x, dst, heads, "split-heads");
+        var s = OpShapes.Heads(x, dst, heads, "split-heads");
         int d = s.HeadDim, width = s.Heads * d;
         float[] xs = Data(x), o = Data(dst);
         ForRows(s.Batch * s.Seq, row =>
@@ -143,7 +124,7 @@ public sealed partial class CpuBackend
     /// <inheritdoc />
     public void MergeHeads(Tensor x, Tensor dst, int heads)
     {
-        var s = CheckHeads(dst, x, heads, "merge-heads");
+        var s = OpShapes.Heads(dst, x, heads, "merge-heads");
         int d = s.HeadDim, width = s.Heads * d;
         float[] xs = Data(x), o = Data(dst);
         ForRows(s.Batch * s.Seq, row =>
@@ -157,22 +138,15 @@ public sealed partial class CpuBackend
     /// <inheritdoc />
     public void GatherRows(Tensor table, ReadOnlySpan<int> rows, Tensor dst)
     {
-        int n = table.Cols, count = table.Rows;
-        if (dst.Length != (long)rows.Length * n)
-            throw new ArgumentException($"gather: dst {dst} does not hold {rows.Length} rows of {n}");
+        int n = OpShapes.Gather(table, rows, dst);
         float[] t = Data(table), d = Data(dst);
-        for (int i = 0; i < rows.Length; i++)
-        {
-            int r = rows[i];
-            if ((uint)r >= (uint)count) throw new ArgumentOutOfRangeException(nameof(rows), $"gather: row index {r} outside table of {count} rows");
-            t.AsSpan(r * n, n).CopyTo(d.AsSpan(i * n, n));
-        }
+        for (int i = 0; i < rows.Length; i++) t.AsSpan(rows[i] * n, n).CopyTo(d.AsSpan(i * n, n));
     }
 
     /// <inheritdoc />
     public void Patchify(Tensor images, int patch, int leadingRows, Tensor dst)
     {
-        var s = PatchShapeOf(images, patch, leadingRows, dst);
+        var s = OpShapes.Patchify(images, patch, leadingRows, dst);
         float[] x = Data(images), o = Data(dst);
         int len = s.RowLength, gw = s.GridW, perImage = s.RowsPerImage;
         ForRows(s.Batch * perImage, row =>
@@ -192,32 +166,6 @@ public sealed partial class CpuBackend
                     x.AsSpan(src, s.Patch).CopyTo(dRow.Slice(col, s.Patch));
                 }
         });
-    }
-
-    /// <summary>Validates a patch extraction and returns its shape (shared with device backends).</summary>
-    internal static PatchShape PatchShapeOf(Tensor images, int patch, int leadingRows, Tensor dst)
-    {
-        if (images.Rank != 4) throw new ArgumentException($"patchify: images must be [B, C, H, W], got {images}");
-        if (patch < 1 || leadingRows < 0) throw new ArgumentException($"patchify: patch {patch}, leading rows {leadingRows}");
-        var s = new PatchShape(images.Shape[0], images.Shape[1], images.Shape[2], images.Shape[3], patch, leadingRows);
-        if (dst.Length != (long)s.Batch * s.RowsPerImage * s.RowLength)
-            throw new ArgumentException($"patchify: dst {dst} must hold {s.Batch}×{s.RowsPerImage} rows of {s.RowLength}");
-        return s;
-    }
-
-    /// <summary>Validates a head split of <paramref name="tokens"/> (B·T rows of H·D) into <paramref name="split"/> ([B·H, T, D]).</summary>
-    internal static HeadShape CheckHeads(Tensor tokens, Tensor split, int heads, string op)
-    {
-        if (split.Rank != 3 || heads < 1 || split.Shape[0] % heads != 0)
-            throw new ArgumentException($"{op}: per-head tensor must be [B·H, T, D] with H = {heads}, got {split}");
-        SameLength(tokens, split);
-        return new HeadShape(split.Shape[0] / heads, split.Shape[1], heads, split.Shape[2]);
-    }
-
-    private static int RowCount(Tensor x, int n, string op)
-    {
-        if (n == 0 || x.Length % n != 0) throw new ArgumentException($"{op}: {x} is not made of rows of {n} values");
-        return checked((int)(x.Length / n));
     }
 
     private void Map(Tensor x, Tensor dst, Func<float, float> f)

@@ -166,13 +166,7 @@ public sealed partial class CpuBackend : IBackend
     public void BlockDot(IReadOnlyList<Tensor> xs, IReadOnlyList<Tensor> ys, int blockLength, Span<double> dst)
     {
         int nx = xs.Count, ny = ys.Count;
-        long length = nx > 0 ? xs[0].Length : 0;
-        foreach (var t in xs.Concat(ys))
-            if (t.Length != length) throw new ArgumentException($"block dot: length mismatch, {t} vs {length} elements");
-        if (blockLength <= 0 || length % blockLength != 0)
-            throw new ArgumentException($"block dot: block length {blockLength} does not divide {length}");
-        int blocks = (int)(length / blockLength), chunksPerBlock = ChunkCount(blockLength), pairs = nx * ny;
-        if (dst.Length < (long)blocks * pairs) throw new ArgumentException("block dot: destination too short");
+        int blocks = OpShapes.BlockDot(xs, ys, blockLength, dst.Length), chunksPerBlock = ChunkCount(blockLength), pairs = nx * ny;
         bool gram = ReferenceEquals(xs, ys);
         var a = xs.Select(Data).ToArray();
         var b = ys.Select(Data).ToArray();
@@ -274,12 +268,7 @@ public sealed partial class CpuBackend : IBackend
     /// <inheritdoc />
     public void CopyBlock(Tensor src, int srcRow, int srcCol, Tensor dst, int dstRow, int dstCol, int rows, int cols)
     {
-        var (srcRows, srcCols) = Matrix(src, "copy_block src");
-        var (dstRows, dstCols) = Matrix(dst, "copy_block dst");
-        if (ReferenceEquals(src, dst)) throw new ArgumentException("copy_block: src and dst must be different tensors");
-        if (rows < 0 || cols < 0 || srcRow < 0 || srcCol < 0 || dstRow < 0 || dstCol < 0
-            || srcRow + rows > srcRows || srcCol + cols > srcCols || dstRow + rows > dstRows || dstCol + cols > dstCols)
-            throw new ArgumentException($"copy_block: {rows}x{cols} block at ({srcRow},{srcCol}) of {srcRows}x{srcCols} -> ({dstRow},{dstCol}) of {dstRows}x{dstCols} is out of range");
+        var (srcCols, dstCols) = OpShapes.CopyBlock(src, srcRow, srcCol, dst, dstRow, dstCol, rows, cols);
         float[] s = Data(src), d = Data(dst);
         for (int i = 0; i < rows; i++)
             s.AsSpan((srcRow + i) * srcCols + srcCol, cols).CopyTo(d.AsSpan((dstRow + i) * dstCols + dstCol, cols));
@@ -325,17 +314,7 @@ public sealed partial class CpuBackend : IBackend
     /// <inheritdoc />
     public void Dispose() { }
 
-    private static (int Rows, int Cols) Matrix(Tensor t, string what) => t.Rank switch
-    {
-        1 => (1, t.Shape[0]),
-        2 => (t.Rows, t.Cols),
-        _ => throw new ArgumentException($"{what}: {t} is neither 1-D nor 2-D"),
-    };
-
-    private static void SameLength(Tensor a, Tensor b)
-    {
-        if (a.Length != b.Length) throw new ArgumentException($"length mismatch: {a} vs {b}");
-    }
+    private static void SameLength(Tensor a, Tensor b) => OpShapes.SameLength(a, b);
 
     private void Binary(Tensor a, Tensor b, Tensor dst, SpanOp op)
     {

@@ -254,13 +254,8 @@ public sealed partial class IlgpuBackend : IBackend
     public void BlockDot(IReadOnlyList<Tensor> xs, IReadOnlyList<Tensor> ys, int blockLength, Span<double> dst)
     {
         int nx = xs.Count, ny = ys.Count;
+        int blocks = OpShapes.BlockDot(xs, ys, blockLength, dst.Length), outputs = checked(blocks * nx * ny);
         long length = nx > 0 ? xs[0].Length : 0;
-        foreach (var t in xs.Concat(ys))
-            if (t.Length != length) throw new ArgumentException($"block dot: length mismatch, {t} vs {length} elements");
-        if (blockLength <= 0 || length % blockLength != 0)
-            throw new ArgumentException($"block dot: block length {blockLength} does not divide {length}");
-        int blocks = (int)(length / blockLength), outputs = checked(blocks * nx * ny);
-        if (dst.Length < outputs) throw new ArgumentException("block dot: destination too short");
         if (outputs == 0) return;
         if (blocks == 1)
         {
@@ -285,12 +280,7 @@ public sealed partial class IlgpuBackend : IBackend
     /// <inheritdoc />
     public void CopyBlock(Tensor src, int srcRow, int srcCol, Tensor dst, int dstRow, int dstCol, int rows, int cols)
     {
-        var (srcRows, srcCols) = Matrix(src, "copy_block src");
-        var (dstRows, dstCols) = Matrix(dst, "copy_block dst");
-        if (ReferenceEquals(src, dst)) throw new ArgumentException("copy_block: src and dst must be different tensors");
-        if (rows < 0 || cols < 0 || srcRow < 0 || srcCol < 0 || dstRow < 0 || dstCol < 0
-            || srcRow + rows > srcRows || srcCol + cols > srcCols || dstRow + rows > dstRows || dstCol + cols > dstCols)
-            throw new ArgumentException($"copy_block: {rows}x{cols} block at ({srcRow},{srcCol}) of {srcRows}x{srcCols} -> ({dstRow},{dstCol}) of {dstRows}x{dstCols} is out of range");
+        var (srcCols, dstCols) = OpShapes.CopyBlock(src, srcRow, srcCol, dst, dstRow, dstCol, rows, cols);
         if (rows * cols == 0) return;
         _kernels.CopyBlock(rows * cols, View(src), View(dst), new BlockCopyShape
         {
@@ -336,13 +326,6 @@ public sealed partial class IlgpuBackend : IBackend
         op(cpu, i, o);
         for (int k = 0; k < outputs.Length; k++) Upload(Cpu.CpuBackend.Span(o[k]), outputs[k]);
     }
-
-    private static (int Rows, int Cols) Matrix(Tensor t, string what) => t.Rank switch
-    {
-        1 => (1, t.Shape[0]),
-        2 => (t.Rows, t.Cols),
-        _ => throw new ArgumentException($"{what}: {t} is neither 1-D nor 2-D"),
-    };
 
     /// <inheritdoc />
     public float MaxAbs(Tensor x)
@@ -593,8 +576,5 @@ public sealed partial class IlgpuBackend : IBackend
         if (src.Length > 0) kernel(Count(src), View(src), View(dst));
     }
 
-    private static void SameLength(Tensor a, Tensor b)
-    {
-        if (a.Length != b.Length) throw new ArgumentException($"length mismatch: {a} vs {b}");
-    }
+    private static void SameLength(Tensor a, Tensor b) => OpShapes.SameLength(a, b);
 }
