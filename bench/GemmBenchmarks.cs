@@ -11,7 +11,8 @@ namespace TaskMerge.Bench;
 /// <summary>
 /// CpuBlas throughput at transformer-layer shapes. The GFLOP/s column counts 2·m·n·k for SGEMM and
 /// n·(n+1)·k for SSYRK (the arithmetic a triangle-only SYRK must do, not the GEMM-equivalent 2·n²·k).
-/// Run: <c>dotnet run -c Release --project bench -- --filter '*GemmBenchmarks*'</c>.
+/// Run: <c>dotnet run -c Release --project bench -- --filter '*GemmBenchmarks*' --inProcess</c> (the
+/// in-process toolchain is needed because the assembly name differs from the project name).
 /// </summary>
 [Config(typeof(GflopsConfig))]
 public class GemmBenchmarks
