@@ -14,7 +14,7 @@ Task("Test").IsDependentOn("Build").Does(() =>
     }));
 
 Task("Bench").IsDependentOn("Build").Does(() =>
-    DotNetRun("./bench/Bench.csproj", new ProcessArgumentBuilder().Append("--filter").Append(Argument("filter", "*")),
+    DotNetRun("./bench/Bench.csproj", new ProcessArgumentBuilder().Append("--filter").Append(Argument("filter", "*")).Append("--inProcess"),
         new DotNetRunSettings { Configuration = configuration, NoBuild = true }));
 
 Task("Bundle").Does(() =>
