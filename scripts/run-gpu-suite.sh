@@ -19,7 +19,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=1
 tests_rc=${PIPESTATUS[0]}
 "$here/bin/TaskMerge.Engine.Tests" -xml "$results/all-tests.xml" 2>&1 | tail -5 | tee "$results/all-tests.log"
 
-(cd "$results" && "$here/bin/TaskMerge.Bench" --filter '*' --exporters markdown 2>&1 | tee "$results/bench.log")
+(cd "$results" && "$here/bin/TaskMerge.Bench" --filter '*' --inProcess --exporters markdown 2>&1 | tee "$results/bench.log")
 "$here/bin/TaskMerge.Bench" e2e-ties "$results/ties-zoo" 20 cuda 2>&1 | tee "$results/e2e-ties-cuda.log"
 "$here/bin/TaskMerge.Bench" e2e-ties "$results/ties-zoo" 20 cpu 2>&1 | tee "$results/e2e-ties-cpu.log"
 rm -rf "$results/ties-zoo"
