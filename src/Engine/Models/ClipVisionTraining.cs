@@ -107,6 +107,19 @@ internal sealed class ClipVisionTraining
     public Dictionary<string, float[]> ZeroGradients() =>
         _p.ToDictionary(kv => kv.Key, kv => new float[kv.Value.Length], StringComparer.Ordinal);
 
+    /// <summary>Zeroed first and second Adam moments for every parameter.</summary>
+    public (Dictionary<string, float[]> M, Dictionary<string, float[]> V) NewAdamState() => (ZeroGradients(), ZeroGradients());
+
+    /// <summary>
+    /// One torch-order Adam/AdamW step (<see cref="Optim.AdamStep"/>; AdamW with
+    /// <c>Decoupled = true</c>) on every parameter, in place; <paramref name="step"/> is 1-based.
+    /// </summary>
+    public void OptimizerStep(Dictionary<string, float[]> grads, (Dictionary<string, float[]> M, Dictionary<string, float[]> V) state, int step,
+        Optim.AdamSettings settings)
+    {
+        foreach (var (name, p) in _p) Optim.AdamStep.Apply(p, grads[name], state.M[name], state.V[name], step, settings);
+    }
+
     /// <summary>
     /// Runs the tower on normalised pixels [B, C, S, S] (flattened), keeping what the backward needs;
     /// the image embeddings are <see cref="ClipVisionActivations.Embeds"/>.

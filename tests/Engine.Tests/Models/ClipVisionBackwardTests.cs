@@ -278,3 +278,96 @@ public sealed class ClipVisionBackwardTests
         }
     }
 }
+
+/// <summary>RI's head KL and its gradient, and a few AdamW steps of the RI objective on a tiny tower.</summary>
+public sealed class HeadKlTests
+{
+    private static double Kl64(double[] z, int batch, int dim, float[] head, int classes, float[] p, double weight)
+    {
+        double loss = 0;
+        for (int b = 0; b < batch; b++)
+        {
+            double norm = Math.Sqrt(Enumerable.Range(0, dim).Sum(e => z[b * dim + e] * z[b * dim + e]));
+            var logits = new double[classes];
+            for (int c = 0; c < classes; c++)
+                for (int e = 0; e < dim; e++) logits[c] += z[b * dim + e] / norm * head[c * dim + e];
+            double max = logits.Max(), lse = max + Math.Log(logits.Sum(v => Math.Exp(v - max)));
+            for (int c = 0; c < classes; c++)
+                if (p[b * classes + c] > 0) loss += p[b * classes + c] * (Math.Log(p[b * classes + c]) - (logits[c] - lse));
+        }
+        return weight * loss / batch;
+    }
+
+    [Fact]
+    public void LossAndGradientMatchFloat64FiniteDifferences()
+    {
+        var rng = new Random(21);
+        const int batch = 3, dim = 8, classes = 5;
+        float[] z = TinyModels.Random(rng, batch * dim, 1), head = TinyModels.Random(rng, classes * dim, 5);
+        var p = HeadKl.Probabilities(TinyModels.Random(rng, batch * dim, 1), batch, dim, head, classes);
+        var dz = new float[z.Length];
+        double loss = HeadKl.LossAndGrad(z, batch, dim, head, classes, p, 0.7, dz);
+        var zd = z.Select(v => (double)v).ToArray();
+        Assert.Equal(Kl64(zd, batch, dim, head, classes, p, 0.7), loss, 1e-6);
+        var fd = new double[z.Length];
+        for (int i = 0; i < z.Length; i++)
+        {
+            double o = zd[i];
+            zd[i] = o + 1e-6;
+            double up = Kl64(zd, batch, dim, head, classes, p, 0.7);
+            zd[i] = o - 1e-6;
+            double down = Kl64(zd, batch, dim, head, classes, p, 0.7);
+            zd[i] = o;
+            fd[i] = (up - down) / 2e-6;
+        }
+        Assert.InRange(Float64Reference.RelErr(dz, fd), 0, 1e-4);
+
+        // Student = teacher: zero loss and zero gradient.
+        var self = HeadKl.Probabilities(z, batch, dim, head, classes);
+        var d0 = new float[z.Length];
+        Assert.InRange(HeadKl.LossAndGrad(z, batch, dim, head, classes, self, 1, d0), -1e-6, 1e-6);
+        Assert.InRange(d0.Max(Math.Abs), 0, 1e-5);
+    }
+
+    [Fact]
+    public void AdamWOnTheRiObjectiveLowersTheLoss()
+    {
+        var s = new TinyModels.ClipShape(Layers: 1);
+        var config = new ClipVisionConfig
+        {
+            HiddenSize = s.Hidden, IntermediateSize = s.Intermediate, NumHiddenLayers = s.Layers, NumAttentionHeads = s.Heads,
+            ImageSize = s.Image, PatchSize = s.Patch, ProjectionDim = s.Projection,
+        };
+        ClipVisionTraining Model(int seed)
+        {
+            var w = TinyModels.ClipHf(s, seed);
+            return new ClipVisionTraining(config, w.Names.ToDictionary(x => x, x => w[x]));
+        }
+        ClipVisionTraining pretrained = Model(1), expert = Model(2), student = Model(2);
+        const int batch = 4, classes = 6, e = 16;
+        var rng = new Random(3);
+        float[][] heads = [TinyModels.Random(rng, classes * e, 10), TinyModels.Random(rng, classes * e, 10), TinyModels.Random(rng, classes * e, 10)];
+        var pixels = ClipVisionParityTests.Pixels(batch, s, 4);
+        // Expert 0: L1 under head 0 toward the expert, L2 under heads 1, 2 toward the pretrained model (α = 1).
+        float[] pExpert = HeadKl.Probabilities(expert.Forward(pixels, batch).Embeds, batch, e, heads[0], classes);
+        float[] zPre = pretrained.Forward(pixels, batch).Embeds;
+        float[][] pPre = [.. heads.Skip(1).Select(h => HeadKl.Probabilities(zPre, batch, e, h, classes))];
+        var state = student.NewAdamState();
+        var settings = new TaskMerge.Engine.Optim.AdamSettings(2e-3f, WeightDecay: 1e-4f, Decoupled: true);
+        double first = 0, last = 0;
+        for (int step = 1; step <= 25; step++)
+        {
+            var act = student.Forward(pixels, batch);
+            var dz = new float[batch * e];
+            double loss = HeadKl.LossAndGrad(act.Embeds, batch, e, heads[0], classes, pExpert, 1, dz);
+            for (int j = 0; j < pPre.Length; j++) loss += HeadKl.LossAndGrad(act.Embeds, batch, e, heads[j + 1], classes, pPre[j], 1.0 / pPre.Length, dz);
+            var grads = student.ZeroGradients();
+            student.Backward(act, dz, grads);
+            student.OptimizerStep(grads, state, step, settings);
+            if (step == 1) first = loss;
+            last = loss;
+        }
+        TestContext.Current.TestOutputHelper?.WriteLine($"RI loss {first:E3} -> {last:E3}");
+        Assert.True(first > 0 && last < 0.5 * first, $"RI loss {first:E3} -> {last:E3}");
+    }
+}
