@@ -117,29 +117,13 @@ internal static class ClipVisionBackward
         });
     }
 
-    /// <summary>QuickGELU derivative at x: σ(1.702x)·(1 + 1.702x·(1 − σ(1.702x))).</summary>
-    public static float QuickGeluGrad(float x)
-    {
-        double t = 1.702 * x, s = 1.0 / (1.0 + Math.Exp(-t));
-        return (float)(s * (1.0 + t * (1.0 - s)));
-    }
-
-    /// <summary>Exact GELU derivative at x: Φ(x) + x·φ(x).</summary>
-    public static float GeluGrad(float x)
-    {
-        double d = x;
-        double cdf = 0.5 * (1.0 + NnMath.Erf(d / Math.Sqrt(2.0)));
-        double pdf = Math.Exp(-0.5 * d * d) / Math.Sqrt(2.0 * Math.PI);
-        return (float)(cdf + d * pdf);
-    }
-
     /// <summary>dx ← dy ⊙ act′(x), overwriting dx (x is the pre-activation the forward saved); dx may be dy.</summary>
     public static void ActivationBackward(Activation act, float[] x, float[] dy, float[] dx, int threads)
     {
         Func<float, float> f = act switch
         {
-            Activation.Gelu => GeluGrad,
-            Activation.QuickGelu => QuickGeluGrad,
+            Activation.Gelu => NnMath.GeluGrad,
+            Activation.QuickGelu => NnMath.QuickGeluGrad,
             _ => throw new ArgumentOutOfRangeException(nameof(act), act, null),
         };
         int chunk = 4096;
