@@ -371,3 +371,28 @@ public sealed class HeadKlTests
         Assert.True(first > 0 && last < 0.5 * first, $"RI loss {first:E3} -> {last:E3}");
     }
 }
+
+/// <summary>The training forward against the inference model (<see cref="ClipVisionModel"/>) on the same checkpoint.</summary>
+public sealed class ClipVisionTrainingForwardTests
+{
+    [Fact]
+    public void TrainingForwardMatchesTheInferenceModel()
+    {
+        var s = new TinyModels.ClipShape();
+        var w = TinyModels.ClipHf(s, seed: 31);
+        using var dir = new TaskMerge.Engine.Tests.IO.TempDir();
+        TinyModels.WriteClipDir(dir.Path, s, w);
+        const int batch = 3;
+        var pixels = ClipVisionParityTests.Pixels(batch, s, 2);
+        var be = new TaskMerge.Engine.Tensors.Cpu.CpuBackend(2);
+        using var src = TaskMerge.Engine.IO.ModelSource.Open(dir.Path);
+        using var model = ClipVisionModel.Load(src, be);
+        using var x = be.FromHost((float[])pixels.Clone(), batch, s.Channels, s.Image, s.Image);
+        using var o = model.Forward(x);
+        var training = new ClipVisionTraining(model.Config, w.Names.ToDictionary(n => n, n => w[n]), threads: 2);
+        var act = training.Forward(pixels, batch);
+        var want = o.ImageEmbeds!.ToArray();
+        Assert.InRange(Float64Reference.RelErr(act.Embeds, [.. want.Select(v => (double)v)]), 0, 1e-5);
+        Assert.InRange(Float64Reference.RelErr(act.Pooled, [.. o.PoolerOutput.ToArray().Select(v => (double)v)]), 0, 1e-5);
+    }
+}
