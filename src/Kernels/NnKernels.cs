@@ -106,6 +106,80 @@ public static class NnKernels
             dst[o + c] = (float)((x[o + c] - mean) * rstd * gamma[c] + beta[c]);
     }
 
+    /// <summary>
+    /// LayerNorm backward, row part: recomputes the mean and 1/√(σ²+eps) of x's row (float64, saved
+    /// to stats[2·row], stats[2·row+1] for <see cref="LayerNormBackwardColumns"/>) and adds
+    /// rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂⊙x̂)), dx̂ = dy⊙γ, to dx.
+    /// </summary>
+    public static void LayerNormBackwardRows(Index1D row, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> gamma,
+        ArrayView<float> dx, ArrayView<float> stats, int cols, float eps)
+    {
+        long o = (long)row.X * cols;
+        double sum = 0;
+        for (int c = 0; c < cols; c++) sum += x[o + c];
+        double mean = sum / cols;
+        double sq = 0;
+        for (int c = 0; c < cols; c++)
+        {
+            double d = x[o + c] - mean;
+            sq += d * d;
+        }
+        double rstd = 1.0 / Math.Sqrt(sq / cols + eps);
+        stats[2L * row.X] = (float)mean;
+        stats[2L * row.X + 1] = (float)rstd;
+        double sumD = 0, sumDx = 0;
+        for (int c = 0; c < cols; c++)
+        {
+            double d = (double)dy[o + c] * gamma[c];
+            sumD += d;
+            sumDx += d * (x[o + c] - mean) * rstd;
+        }
+        sumD /= cols;
+        sumDx /= cols;
+        for (int c = 0; c < cols; c++)
+        {
+            double xh = (x[o + c] - mean) * rstd;
+            dx[o + c] += (float)(rstd * ((double)dy[o + c] * gamma[c] - sumD - xh * sumDx));
+        }
+    }
+
+    /// <summary>
+    /// LayerNorm backward, column part (after <see cref="LayerNormBackwardRows"/> filled stats):
+    /// dγ[c] += Σ_rows dy⊙x̂ and dβ[c] += Σ_rows dy, in float64.
+    /// </summary>
+    public static void LayerNormBackwardColumns(Index1D col, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> stats,
+        ArrayView<float> dgamma, ArrayView<float> dbeta, int rows, int cols)
+    {
+        double g = 0, b = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            long i = (long)r * cols + col.X;
+            double d = dy[i];
+            g += d * (x[i] - stats[2L * r]) * stats[2L * r + 1];
+            b += d;
+        }
+        dgamma[col] += (float)g;
+        dbeta[col] += (float)b;
+    }
+
+    /// <summary>dx[i] ← dy[i]·GELU′(x[i]) (<see cref="NnMath.GeluGrad"/>).</summary>
+    public static void GeluBackward(Index1D i, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx) => dx[i] = dy[i] * NnMath.GeluGrad(x[i]);
+
+    /// <summary>dx[i] ← dy[i]·QuickGELU′(x[i]) (<see cref="NnMath.QuickGeluGrad"/>).</summary>
+    public static void QuickGeluBackward(Index1D i, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx) => dx[i] = dy[i] * NnMath.QuickGeluGrad(x[i]);
+
+    /// <summary>
+    /// Softmax backward of row <paramref name="row"/> for y = softmax(scale·x):
+    /// dx ← scale·y⊙(dy − Σ y⊙dy), the dot in float64.
+    /// </summary>
+    public static void SoftmaxRowsBackward(Index1D row, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int cols, float scale)
+    {
+        long o = (long)row.X * cols;
+        double dot = 0;
+        for (int c = 0; c < cols; c++) dot += (double)y[o + c] * dy[o + c];
+        for (int c = 0; c < cols; c++) dx[o + c] = (float)(scale * y[o + c] * (dy[o + c] - dot));
+    }
+
     /// <summary>dst[r, c] ← x[r, c] + rows[r mod period, c] over rows of <paramref name="cols"/> values.</summary>
     public static void AddRowVector(Index1D i, ArrayView<float> x, ArrayView<float> rows, ArrayView<float> dst, int cols, int period)
     {

@@ -79,6 +79,22 @@ public static class NnMath
         return x * s;
     }
 
+    /// <summary>Exact GELU derivative Φ(x) + x·φ(x), in double and rounded once.</summary>
+    public static float GeluGrad(float x)
+    {
+        double d = x;
+        double cdf = 0.5 * (1.0 + Erf(d * OneOverSqrt2));
+        double pdf = Math.Exp(-0.5 * d * d) * 0.3989422804014327; // 1/√(2π)
+        return (float)(cdf + d * pdf);
+    }
+
+    /// <summary>QuickGELU derivative σ(1.702x)·(1 + 1.702x·(1 − σ(1.702x))), in double and rounded once.</summary>
+    public static float QuickGeluGrad(float x)
+    {
+        double t = 1.702 * x, s = 1.0 / (1.0 + Math.Exp(-t));
+        return (float)(s * (1.0 + t * (1.0 - s)));
+    }
+
     /// <summary>tanh in double precision, rounded once: a two-term series below 1e-4, else (1 − e^(−2|x|))/(1 + e^(−2|x|)).</summary>
     public static float Tanh(float x)
     {

@@ -214,6 +214,28 @@ public interface IBackend : IDisposable
     /// </summary>
     void Patchify(Tensor images, int patch, int leadingRows, Tensor dst);
 
+    // ---- Backward ops (training the CLIP vision tower). A linear layer's backward is Gemm (dX = dY·W,
+    // dW = dYᵀ·X) plus Gemv(dY, transA: true, ones) for the bias. ----
+
+    /// <summary>
+    /// LayerNorm backward (torch nn.LayerNorm, biased variance) from the forward's input x, with the
+    /// row statistics recomputed in float64: dx += rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂⊙x̂)) with
+    /// dx̂ = dy⊙γ; dγ += Σ_rows dy⊙x̂; dβ += Σ_rows dy. All three outputs ACCUMULATE.
+    /// </summary>
+    void LayerNormBackward(Tensor dy, Tensor x, Tensor gamma, float eps, Tensor dx, Tensor dgamma, Tensor dbeta);
+
+    /// <summary>dx ← dy ⊙ GELU′(x) for the exact GELU (x the forward's input). dx may be dy.</summary>
+    void GeluBackward(Tensor x, Tensor dy, Tensor dx);
+
+    /// <summary>dx ← dy ⊙ QuickGELU′(x) = dy⊙σ(1.702x)·(1 + 1.702x·(1 − σ(1.702x))). dx may be dy.</summary>
+    void QuickGeluBackward(Tensor x, Tensor dy, Tensor dx);
+
+    /// <summary>
+    /// Softmax backward over the last dimension for y = softmax(scale·x (+ a constant bias)):
+    /// dx ← scale·y⊙(dy − Σ_row y⊙dy), the dot in float64. dx may be dy.
+    /// </summary>
+    void SoftmaxRowsBackward(Tensor y, Tensor dy, Tensor dx, float scale = 1f);
+
     /// <summary>
     /// B ← B·(A + shift·I)⁻¹ for a symmetric positive-definite A [n,n] and B [m,n]: every row of B is
     /// solved against the same matrix. (Row-major B [m,n] is column-major Bᵀ [n,m], so this is exactly

@@ -62,6 +62,33 @@ internal static class OpShapes
         return RowCount(x, n, "layernorm");
     }
 
+    /// <summary>Rows of a <see cref="IBackend.LayerNormBackward"/> call over <c>gamma.Length</c> features.</summary>
+    public static int LayerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor dx, Tensor dgamma, Tensor dbeta)
+    {
+        int n = checked((int)gamma.Length);
+        if (dgamma.Length != n || dbeta.Length != n)
+            throw new ArgumentException($"layernorm-backward: gamma has {n} values, dgamma {dgamma.Length}, dbeta {dbeta.Length}");
+        SameLength(x, dy);
+        SameLength(x, dx);
+        return RowCount(x, n, "layernorm-backward");
+    }
+
+    /// <summary>(row length, rows) of a <see cref="IBackend.SoftmaxRowsBackward"/> call.</summary>
+    public static (int N, int Rows) SoftmaxBackward(Tensor y, Tensor dy, Tensor dx)
+    {
+        SameLength(y, dy);
+        SameLength(y, dx);
+        int n = y.Rank == 0 ? 1 : y.Shape[^1];
+        return (n, n == 0 ? 0 : checked((int)(y.Length / n)));
+    }
+
+    /// <summary>Checks an elementwise backward (x, dy, dx of one length).</summary>
+    public static void Elementwise3(Tensor x, Tensor dy, Tensor dx)
+    {
+        SameLength(x, dy);
+        SameLength(x, dx);
+    }
+
     /// <summary>(row length, period) of an <see cref="IBackend.AddRowVector"/> call.</summary>
     public static (int N, int Period) AddRowVector(Tensor x, Tensor rows, Tensor dst)
     {

@@ -168,6 +168,76 @@ public sealed partial class CpuBackend
         });
     }
 
+    /// <inheritdoc />
+    public void LayerNormBackward(Tensor dy, Tensor x, Tensor gamma, float eps, Tensor dx, Tensor dgamma, Tensor dbeta)
+    {
+        int rows = OpShapes.LayerNormBackward(dy, x, gamma, dx, dgamma, dbeta), n = checked((int)gamma.Length);
+        float[] dys = Data(dy), xs = Data(x), g = Data(gamma), dxs = Data(dx), dg = Data(dgamma), db = Data(dbeta);
+        var stats = new float[2 * rows];
+        ForRows(rows, r =>
+        {
+            var row = xs.AsSpan(r * n, n);
+            var dyr = dys.AsSpan(r * n, n);
+            double mean = Reductions.Sum(row) / n, sq = 0;
+            foreach (float v in row) sq += (v - mean) * (v - mean);
+            double rstd = 1.0 / Math.Sqrt(sq / n + eps);
+            stats[2 * r] = (float)mean;
+            stats[2 * r + 1] = (float)rstd;
+            double sumD = 0, sumDx = 0;
+            for (int c = 0; c < n; c++)
+            {
+                double d = (double)dyr[c] * g[c];
+                sumD += d;
+                sumDx += d * (row[c] - mean) * rstd;
+            }
+            sumD /= n;
+            sumDx /= n;
+            var o = dxs.AsSpan(r * n, n);
+            for (int c = 0; c < n; c++) o[c] += (float)(rstd * ((double)dyr[c] * g[c] - sumD - (row[c] - mean) * rstd * sumDx));
+        });
+        ForRows(n, c =>
+        {
+            double gs = 0, bs = 0;
+            for (int r = 0; r < rows; r++)
+            {
+                double d = dys[r * n + c];
+                gs += d * (xs[r * n + c] - stats[2 * r]) * stats[2 * r + 1];
+                bs += d;
+            }
+            dg[c] += (float)gs;
+            db[c] += (float)bs;
+        });
+    }
+
+    /// <inheritdoc />
+    public void GeluBackward(Tensor x, Tensor dy, Tensor dx) => MapBackward(x, dy, dx, NnMath.GeluGrad);
+
+    /// <inheritdoc />
+    public void QuickGeluBackward(Tensor x, Tensor dy, Tensor dx) => MapBackward(x, dy, dx, NnMath.QuickGeluGrad);
+
+    /// <inheritdoc />
+    public void SoftmaxRowsBackward(Tensor y, Tensor dy, Tensor dx, float scale = 1f)
+    {
+        var (n, rows) = OpShapes.SoftmaxBackward(y, dy, dx);
+        float[] ys = Data(y), dys = Data(dy), dxs = Data(dx);
+        ForRows(rows, r =>
+        {
+            double dot = 0;
+            for (int c = 0; c < n; c++) dot += (double)ys[r * n + c] * dys[r * n + c];
+            for (int c = 0; c < n; c++) dxs[r * n + c] = (float)(scale * ys[r * n + c] * (dys[r * n + c] - dot));
+        });
+    }
+
+    private void MapBackward(Tensor x, Tensor dy, Tensor dx, Func<float, float> grad)
+    {
+        OpShapes.Elementwise3(x, dy, dx);
+        float[] xs = Data(x), dys = Data(dy), dxs = Data(dx);
+        ForChunks(x.Length, (o, n) =>
+        {
+            for (int i = o; i < o + n; i++) dxs[i] = dys[i] * grad(xs[i]);
+        });
+    }
+
     private void Map(Tensor x, Tensor dst, Func<float, float> f)
     {
         SameLength(x, dst);

@@ -76,6 +76,35 @@ public sealed partial class IlgpuBackend
         if (dst.Length > 0) _kernels.Patchify(Count(dst), View(images), View(dst), s);
     }
 
+    /// <inheritdoc />
+    public void LayerNormBackward(Tensor dy, Tensor x, Tensor gamma, float eps, Tensor dx, Tensor dgamma, Tensor dbeta)
+    {
+        int rows = OpShapes.LayerNormBackward(dy, x, gamma, dx, dgamma, dbeta), n = checked((int)gamma.Length);
+        if (rows == 0) return;
+        using var stats = Empty(2 * rows);
+        _kernels.LayerNormBackwardRows(rows, View(dy), View(x), View(gamma), View(dx), View(stats), n, eps);
+        _kernels.LayerNormBackwardColumns(n, View(dy), View(x), View(stats), View(dgamma), View(dbeta), rows, n);
+    }
+
+    /// <inheritdoc />
+    public void GeluBackward(Tensor x, Tensor dy, Tensor dx) => MapBackward(x, dy, dx, _kernels.GeluBackward);
+
+    /// <inheritdoc />
+    public void QuickGeluBackward(Tensor x, Tensor dy, Tensor dx) => MapBackward(x, dy, dx, _kernels.QuickGeluBackward);
+
+    /// <inheritdoc />
+    public void SoftmaxRowsBackward(Tensor y, Tensor dy, Tensor dx, float scale = 1f)
+    {
+        var (n, rows) = OpShapes.SoftmaxBackward(y, dy, dx);
+        if (rows > 0) _kernels.SoftmaxRowsBackward(rows, View(y), View(dy), View(dx), n, scale);
+    }
+
+    private void MapBackward(Tensor x, Tensor dy, Tensor dx, Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> kernel)
+    {
+        OpShapes.Elementwise3(x, dy, dx);
+        if (x.Length > 0) kernel(Count(x), View(x), View(dy), View(dx));
+    }
+
     private void Map(Tensor x, Tensor dst, Action<Index1D, ArrayView<float>, ArrayView<float>> kernel)
     {
         SameLength(x, dst);

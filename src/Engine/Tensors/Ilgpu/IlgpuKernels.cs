@@ -37,6 +37,10 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, ArrayView<float>, ArrayView<float>, BlockDotShape, ArrayView<double>>? _blockPairDot;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, BlockCopyShape>? _copyBlock;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _layerNorm;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _layerNormBackRows;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _layerNormBackCols;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _geluBack, _quickGeluBack;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _softmaxBack;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _addRowVector;
     private Action<Index1D, ArrayView<float>, ArrayView<float>>? _gelu, _quickGelu, _tanh;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>? _softmaxRows;
@@ -83,6 +87,13 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
 
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> LayerNorm => Auto(ref _layerNorm, NnKernels.LayerNorm);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> AddRowVector => Auto(ref _addRowVector, NnKernels.AddRowVector);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> LayerNormBackwardRows =>
+        Auto(ref _layerNormBackRows, NnKernels.LayerNormBackwardRows);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> LayerNormBackwardColumns =>
+        Auto(ref _layerNormBackCols, NnKernels.LayerNormBackwardColumns);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> GeluBackward => Auto(ref _geluBack, NnKernels.GeluBackward);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> QuickGeluBackward => Auto(ref _quickGeluBack, NnKernels.QuickGeluBackward);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> SoftmaxRowsBackward => Auto(ref _softmaxBack, NnKernels.SoftmaxRowsBackward);
     public Action<Index1D, ArrayView<float>, ArrayView<float>> Gelu => Auto(ref _gelu, NnKernels.Gelu);
     public Action<Index1D, ArrayView<float>, ArrayView<float>> QuickGelu => Auto(ref _quickGelu, NnKernels.QuickGelu);
     public Action<Index1D, ArrayView<float>, ArrayView<float>> Tanh => Auto(ref _tanh, NnKernels.Tanh);
