@@ -50,38 +50,39 @@ public static class MergeRunner
         var computeTime = new Stopwatch();
         var writeTime = new Stopwatch();
 
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var loader = Task.Run(async () =>
         {
             try
             {
                 foreach (var t in plan.Tensors)
                 {
-                    ct.ThrowIfCancellationRequested();
+                    stop.Token.ThrowIfCancellationRequested();
                     loadTime.Start();
                     var g = Load(plan, t, report);
                     loadTime.Stop();
-                    await loaded.Writer.WriteAsync(g, ct);
+                    await loaded.Writer.WriteAsync(g, stop.Token);
                 }
                 loaded.Writer.Complete();
             }
             catch (Exception e) { loaded.Writer.Complete(e); }
-        }, ct);
+        });
 
         var computer = Task.Run(async () =>
         {
             try
             {
-                await foreach (var g in loaded.Reader.ReadAllAsync(ct))
+                await foreach (var g in loaded.Reader.ReadAllAsync(stop.Token))
                 {
                     computeTime.Start();
                     var r = Compute(plan, g, backend, seed, report);
                     computeTime.Stop();
-                    await merged.Writer.WriteAsync(r, ct);
+                    await merged.Writer.WriteAsync(r, stop.Token);
                 }
                 merged.Writer.Complete();
             }
             catch (Exception e) { merged.Writer.Complete(e); }
-        }, ct);
+        });
 
         try
         {
@@ -100,6 +101,11 @@ public static class MergeRunner
                 if (r.Planned.Action == TensorAction.Merge) report.TensorsMerged++; else report.TensorsCopied++;
                 progress.Advance(r.Planned.Name, outBytes);
             }
+        }
+        catch
+        {
+            stop.Cancel(); // unblock the loader and compute threads waiting on full queues
+            throw;
         }
         finally
         {
