@@ -56,7 +56,7 @@ internal static class MergeCommand
             bool q = parse.GetValue(quiet);
             if (!q)
             {
-                stdout.WriteLine($"taskmerge: {plan.Method.Name}, {plan.Experts.Count} expert(s), {plan.Tensors.Count} tensors, {Units.Bytes(plan.BytesToRead)} to read, device {backend.Name}");
+                stdout.WriteLine($"taskmerge: {plan.Method.Name}, {plan.Experts.Count} expert(s), {plan.Tensors.Count} tensors, {Units.Bytes(plan.BytesToRead)} to read, ~{Units.Bytes(plan.EstimatedPeakBytes)} peak memory, device {backend.Name}");
                 if (note is not null && verbose) stdout.WriteLine($"  (cuda not used: {note})");
             }
             var report = ConsoleProgress.Run(stdout, stderr, q, progress => MergeRunner.Run(plan, outPath, backend, progress, planTimer.Elapsed));

@@ -76,6 +76,22 @@ public sealed class MergePlan : IDisposable
     /// <summary>Run options.</summary>
     public required MergeOptions Options { get; init; }
 
+    /// <summary>
+    /// Rough peak of host memory for tensor data: the largest group (base + every expert, float32)
+    /// held by each pipeline stage (loader queue, compute, writer queue), plus the method's working
+    /// copies of it (one per expert and two outputs). Whole-model methods (AWD's Adam, WUDI's
+    /// fused q/k/v cache) add their own state on top.
+    /// </summary>
+    public long EstimatedPeakBytes
+    {
+        get
+        {
+            long largest = Tensors.Where(t => t.Action == TensorAction.Merge).Select(t => t.Shape.Aggregate(1L, (a, d) => a * d)).DefaultIfEmpty(0).Max();
+            long group = largest * 4 * (Experts.Count + 1);
+            return group * (Options.Prefetch * 2 + 1) + largest * 4 * (Experts.Count + 2);
+        }
+    }
+
     /// <summary>Builds the plan; opens every model (headers only) and validates everything.</summary>
     public static MergePlan Create(MergeConfig config, MergeOptions options)
     {
@@ -151,7 +167,7 @@ public sealed class MergePlan : IDisposable
                 var outType = isFloat ? outDType ?? info.DType : info.DType;
                 planned.Add(new PlannedTensor(info.Name, shape, info.DType, outType, merge ? TensorAction.Merge : TensorAction.CopyBase,
                     present.ToArray(), missing, depth.Of(info.Name)));
-                bytes += info.ByteLength;
+                if (baseModel is not null || !merge) bytes += info.ByteLength;
                 if (merge)
                     foreach (int e in present) { experts[e].TryGet(info.Name, out var ei); bytes += ei!.ByteLength; }
             }

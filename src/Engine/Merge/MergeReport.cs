@@ -88,6 +88,8 @@ public sealed class MergeReport
                 ["plan"] = PlanSeconds, ["prepare"] = PrepareSeconds, ["load"] = LoadSeconds,
                 ["compute"] = ComputeSeconds, ["write"] = WriteSeconds, ["execute_wall"] = ExecuteSeconds,
             },
+            ["bytes_to_read_planned"] = _plan.BytesToRead,
+            ["estimated_peak_bytes"] = _plan.EstimatedPeakBytes,
             ["bytes_read"] = BytesRead,
             ["bytes_written"] = BytesWritten,
             ["tensors"] = new JsonObject { ["merged"] = TensorsMerged, ["copied"] = TensorsCopied, ["total"] = TensorsMerged + TensorsCopied },

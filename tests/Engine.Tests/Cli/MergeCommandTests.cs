@@ -83,6 +83,9 @@ public class MergeCommandTests
         Assert.True(code == 0, stderr + stdout);
         using var m = ModelSource.Open(outDir);
         Assert.Equal(41, m.Tensors.Count);
+        var report = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "merge_report.json")))!;
+        Assert.Equal((long)report["bytes_to_read_planned"]!, (long)report["bytes_read"]!);
+        Assert.Equal(m.Tensors.Sum(t => t.ByteLength), (long)report["bytes_written"]!);
     }
 
     [Fact]
