@@ -39,6 +39,7 @@ public static class MergeRunner
             Parameters = plan.Parameters,
             Seed = seed,
             Report = report.MethodReport,
+            BaseConfigPath = plan.Reference.ConfigJsonPath,
             Load = (name, model) => Upload(backend, model < 0 ? LoadReference(plan, name) : LoadExpertOrBase(plan, name, model), ShapeOf(plan, name)),
         });
         report.PrepareSeconds = prepare.Elapsed.TotalSeconds;
