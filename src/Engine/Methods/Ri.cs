@@ -69,6 +69,23 @@ public sealed class RiMethod : IMergeMethod
     /// <inheritdoc />
     public void Prepare(MergeContext context)
     {
+        var adapted = _adapted = Adapt(context);
+        var merged = context.Tensors.ToDictionary(t => t.Name, t => t.Shape, StringComparer.Ordinal);
+        _base!.Prepare(new MergeContext
+        {
+            Tensors = context.Tensors, ExpertCount = context.ExpertCount, Backend = context.Backend, Parameters = _baseParameters!, Seed = context.Seed,
+            Report = context.Report, BaseConfigPath = context.BaseConfigPath,
+            Load = (name, model) => model >= 0 && adapted[model].TryGetValue(name, out var a)
+                ? context.Backend.FromHost((float[])a.Clone(), merged[name]) : context.Load(name, model),
+        });
+    }
+
+    /// <summary>
+    /// Adapts every expert (one at a time) and returns the adapted vision-tower weights θ0 + τᵢ* by
+    /// expert and HF name; writes the loss curves to <see cref="MergeContext.Report"/> (<c>ri_runs</c>).
+    /// </summary>
+    internal Dictionary<string, float[]>[] Adapt(MergeContext context)
+    {
         var p = context.Parameters;
         string baseName = p.String("base_method");
         if (baseName == Name) throw new BadInputException("ri: base_method cannot be ri");
@@ -113,13 +130,13 @@ public sealed class RiMethod : IMergeMethod
             return d;
         }
         var pre = LoadModel(-1);
-        _adapted = new Dictionary<string, float[]>[n];
+        var result = new Dictionary<string, float[]>[n];
         var runs = new List<Dictionary<string, object>>();
         for (int k = 0; k < n; k++)
         {
             var clock = Stopwatch.StartNew();
             var r = RiTrainer.Adapt(config, pre, LoadModel(k), heads, k, aux, options);
-            _adapted[k] = r.Adapted;
+            result[k] = r.Adapted;
             runs.Add(new Dictionary<string, object>
             {
                 ["expert"] = k, ["seconds"] = clock.Elapsed.TotalSeconds,
@@ -132,14 +149,7 @@ public sealed class RiMethod : IMergeMethod
         rep["ri_aux_images"] = aux.Count;
         rep["ri_runs"] = runs;
 
-        var adapted = _adapted;
-        _base.Prepare(new MergeContext
-        {
-            Tensors = context.Tensors, ExpertCount = n, Backend = context.Backend, Parameters = _baseParameters, Seed = context.Seed,
-            Report = context.Report, BaseConfigPath = context.BaseConfigPath,
-            Load = (name, model) => model >= 0 && adapted[model].TryGetValue(name, out var a)
-                ? context.Backend.FromHost((float[])a.Clone(), merged[name]) : context.Load(name, model),
-        });
+        return result;
     }
 
     /// <inheritdoc />

@@ -111,6 +111,59 @@ public class RiMergeTests
         Assert.Single(stderr.Trim().Split('\n'));
     }
 
+    [Fact]
+    public void Ri_command_writes_the_adapted_experts_as_hf_directories()
+    {
+        string dir = TestPaths.NewTempDir(), outDir = TestPaths.NewTempDir();
+        string cfg = WriteZoo(dir, "ties");
+        var (code, stdout, stderr) = CliRunner.Run("ri", cfg, outDir, "--quiet");
+        Assert.True(code == 0, stderr + stdout);
+        Assert.True(File.Exists(Path.Combine(outDir, "ri_report.json")));
+        for (int k = 0; k < 2; k++)
+        {
+            string d = Path.Combine(outDir, $"expert_{k}");
+            Assert.True(File.Exists(Path.Combine(d, "config.json")));
+            using var adapted = ModelSource.Open(d);
+            using var orig = ModelSource.Open(Path.Combine(dir, $"expert_{k}"));
+            Assert.Equal(orig.Tensors.Select(t => t.Name).Order(), adapted.Tensors.Select(t => t.Name).Order());
+            Assert.NotEqual(orig.ReadFloat32("visual_projection.weight"), adapted.ReadFloat32("visual_projection.weight"));
+        }
+        // The adapted directories are readable models.
+        (code, stdout, stderr) = CliRunner.Run("inspect", Path.Combine(outDir, "expert_0"));
+        Assert.True(code == 0, stderr + stdout);
+
+        File.WriteAllText(Path.Combine(dir, "plain.yml"), File.ReadAllText(cfg).Replace("merge_method: ri", "merge_method: ties"));
+        (code, _, stderr) = CliRunner.Run("ri", Path.Combine(dir, "plain.yml"), TestPaths.NewTempDir());
+        Assert.Equal(2, code);
+        Assert.Contains("merge_method must be ri", stderr);
+    }
+
+    [Fact]
+    public void Ri_merge_equals_the_base_method_on_the_exported_adapted_experts()
+    {
+        string dir = TestPaths.NewTempDir(), adaptedDir = TestPaths.NewTempDir(), riOut = TestPaths.NewTempDir(), taOut = TestPaths.NewTempDir();
+        string cfg = WriteZoo(dir, "task_arithmetic");
+        var (code, stdout, stderr) = CliRunner.Run("ri", cfg, adaptedDir, "--quiet");
+        Assert.True(code == 0, stderr + stdout);
+        (code, stdout, stderr) = CliRunner.Run("merge", cfg, riOut, "--device", "cpu");
+        Assert.True(code == 0, stderr + stdout);
+        string ta = Path.Combine(dir, "ta.yml");
+        File.WriteAllText(ta, $"""
+            merge_method: task_arithmetic
+            base_model: {Path.Combine(dir, "base")}
+            models:
+              - model: {Path.Combine(adaptedDir, "expert_0")}
+              - model: {Path.Combine(adaptedDir, "expert_1")}
+            dtype: float32
+            out_dtype: float32
+            """);
+        (code, stdout, stderr) = CliRunner.Run("merge", ta, taOut, "--device", "cpu");
+        Assert.True(code == 0, stderr + stdout);
+        using var a = ModelSource.Open(riOut);
+        using var b = ModelSource.Open(taOut);
+        foreach (var t in a.Tensors) Assert.Equal(b.ReadFloat32(t.Name), a.ReadFloat32(t.Name));
+    }
+
     private static JsonElement? FindProperty(JsonElement e, string name)
     {
         if (e.ValueKind == JsonValueKind.Object)
