@@ -24,7 +24,7 @@ namespace TaskMerge.Engine.Methods;
 /// </remarks>
 public sealed class RiMethod : IMergeMethod
 {
-    private static readonly string[] Own = ["base_method", "aux_data", "head", "ri_alpha", "ri_lr", "ri_weight_decay", "ri_steps", "ri_batch_size", "ri_temperature", "ri_seed"];
+    private static readonly string[] Own = ["base_method", "aux_data", "head", "ri_alpha", "ri_lr", "ri_weight_decay", "ri_steps", "ri_batch_size", "ri_temperature", "ri_seed", "ri_kl_direction"];
 
     private IReadOnlyList<ParameterDef>? _parameters;
     private IMergeMethod? _base;
@@ -58,6 +58,7 @@ public sealed class RiMethod : IMergeMethod
             ParameterDef.Int("ri_batch_size", 128, "auxiliary images per step"),
             ParameterDef.Float("ri_temperature", 1.0, "softmax temperature of teacher and student logits (forward KL(teacher ‖ student), no T² factor)"),
             ParameterDef.Int("ri_seed", 0, "seed of the auxiliary batch order"),
+            ParameterDef.Choice("ri_kl_direction", "forward", "forward: KL(teacher ‖ student) (spec's assumption); reverse: KL(student ‖ teacher)", "forward", "reverse"),
         };
         var seen = defs.Select(d => d.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var name in MethodRegistry.Names.Where(n => n != "ri"))
@@ -95,6 +96,7 @@ public sealed class RiMethod : IMergeMethod
         {
             Alpha = p.Float("ri_alpha"), LearningRate = (float)p.Float("ri_lr"), WeightDecay = (float)p.Float("ri_weight_decay"),
             Steps = p.Int("ri_steps"), BatchSize = p.Int("ri_batch_size"), Temperature = p.Float("ri_temperature"), Seed = p.Int("ri_seed"),
+            ReverseKl = p.String("ri_kl_direction") == "reverse",
         };
         options.Validate();
         int n = context.ExpertCount;

@@ -9,7 +9,7 @@ namespace TaskMerge.Engine.Models;
 /// RI hyper-parameters (shared/docs/methods/ri.md §1.2, §2.2). Defaults follow the spec where it is
 /// explicit (α = 1, lr 1e-6, weight decay 1e-4, 2500 steps, batch 128, AdamW with torch's default
 /// betas/eps) and the spec's stated assumption where it is open: forward KL(P_teacher ‖ Q_student)
-/// (torch <c>kl_div(log q, p, "batchmean")</c>), temperature 1, constant learning rate, no clipping.
+/// (torch <c>kl_div(log q, p, "batchmean")</c>; <see cref="ReverseKl"/> flips it), temperature 1, constant learning rate, no clipping.
 /// </summary>
 internal sealed record RiOptions
 {
@@ -42,6 +42,11 @@ internal sealed record RiOptions
     /// the loss. 1 = the spec's assumption.
     /// </summary>
     public double Temperature { get; init; } = 1.0;
+
+    /// <summary>
+    /// False (default, the spec's assumption): KL(P_teacher ‖ Q_student); true: KL(Q_student ‖ P_teacher).
+    /// </summary>
+    public bool ReverseKl { get; init; }
 
     /// <summary>Seed of the auxiliary batch order (reshuffled each pass over the data).</summary>
     public int Seed { get; init; }
@@ -200,8 +205,8 @@ internal static class RiTrainer
             for (int j = 0; j < n; j++)
             {
                 int classes = scaled[j].Length / e;
-                if (j == expertIndex) l1 = HeadKl.LossAndGrad(act.Embeds, batch, e, scaled[j], classes, targets[j], 1.0, dz);
-                else l2 += HeadKl.LossAndGrad(act.Embeds, batch, e, scaled[j], classes, targets[j], beta, dz);
+                if (j == expertIndex) l1 = HeadKl.LossAndGrad(act.Embeds, batch, e, scaled[j], classes, targets[j], 1.0, dz, options.ReverseKl);
+                else l2 += HeadKl.LossAndGrad(act.Embeds, batch, e, scaled[j], classes, targets[j], beta, dz, options.ReverseKl);
             }
             var grads = student.ZeroGradients();
             student.Backward(act, dz, grads);

@@ -59,6 +59,25 @@ public sealed class RiTrainerTests
     }
 
     [Fact]
+    public void ReverseKlAdaptationAlsoLowersTheObjectiveAndTheInterference()
+    {
+        var config = Config(Shape);
+        var (pre, experts, heads) = Zoo(Shape);
+        const int auxCount = 48, held = 32;
+        using var aux = RiAuxImages.InMemory(ClipVisionParityTests.Pixels(auxCount, Shape, 11), auxCount);
+        var r = RiTrainer.Adapt(config, pre, experts[2], heads, 2, aux,
+            new RiOptions { LearningRate = 2e-3f, Steps = 60, BatchSize = 8, Seed = 4, Threads = 2, ReverseKl = true });
+        double first = r.Loss[..5].Average(), last = r.Loss[^5..].Average();
+        var test = ClipVisionParityTests.Pixels(held, Shape, 98);
+        var before = RiTrainer.Evaluate(config, pre, experts[2], experts[2], heads, 2, test, held, 2);
+        var after = RiTrainer.Evaluate(config, pre, experts[2], r.Adapted, heads, 2, test, held, 2);
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"reverse-KL RI loss {first:E3} -> {last:E3}; held-out ξ {before.InterferenceKl:E3} -> {after.InterferenceKl:E3}; own-head KL {after.TaskKl:E3}");
+        Assert.True(last < 0.5 * first, $"RI loss {first:E3} -> {last:E3}");
+        Assert.True(after.InterferenceKl < 0.7 * before.InterferenceKl, $"held-out interference {before.InterferenceKl:E3} -> {after.InterferenceKl:E3}");
+    }
+
+    [Fact]
     public void BatchOrderAndCurveAreSeedDeterministic()
     {
         var config = Config(Shape);
