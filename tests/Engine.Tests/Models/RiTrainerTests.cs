@@ -94,6 +94,37 @@ public sealed class RiTrainerTests
     }
 
     [Fact]
+    public void AuxImagesFromAFolderAndFromAPixelValuesFileMatchTheirSource()
+    {
+        using var dir = new IO.TempDir();
+        var rng = new Random(12);
+        for (int i = 0; i < 3; i++)
+        {
+            var rgb = new byte[16 * 16 * 3];
+            rng.NextBytes(rgb);
+            Directory.CreateDirectory(Path.Combine(dir.Path, "imgs", "any"));
+            TaskMerge.Engine.Tests.Eval.TestImages.WritePng(Path.Combine(dir.Path, "imgs", "any", $"{i}.png"), 16, 16, rgb);
+        }
+        var pre = new TaskMerge.Engine.Eval.ImagePreprocessor(16);
+        using (var folder = RiAuxImages.Open(Path.Combine(dir.Path, "imgs"), pre, 1))
+        using (var ds = TaskMerge.Engine.Eval.ImageDatasets.Open(Path.Combine(dir.Path, "imgs"), pre, 1))
+        {
+            Assert.Equal(3, folder.Count);
+            var all = ds.Batch(0, 3).Pixels;
+            int per = all.Length / 3;
+            Assert.Equal(all.AsSpan(2 * per, per).ToArray().Concat(all.AsSpan(0, per).ToArray()), folder.Pixels([2, 0]));
+        }
+        var px = ClipVisionParityTests.Pixels(4, Shape, 3);
+        string file = Path.Combine(dir.Path, "aux.safetensors");
+        TestTensors.WriteFile(file, TestTensors.F32("pixel_values", px, 4, 3, 16, 16));
+        using var t = RiAuxImages.Open(file, pre, 1);
+        Assert.Equal(4, t.Count);
+        int n = px.Length / 4;
+        Assert.Equal(px.AsSpan(3 * n, n).ToArray(), t.Pixels([3]));
+        Assert.Throws<BadInputException>(() => RiAuxImages.Open(file, new TaskMerge.Engine.Eval.ImagePreprocessor(32), 1));
+    }
+
+    [Fact]
     public void BadOptionsAreBadInput()
     {
         Assert.Throws<BadInputException>(() => new RiOptions { Steps = 0 }.Validate());
