@@ -31,16 +31,7 @@ public static class MergeRunner
 
         ulong seed = plan.Options.RandomSeed ?? 0;
         var prepare = Stopwatch.StartNew();
-        plan.Method.Prepare(new MergeContext
-        {
-            Tensors = plan.Tensors.Where(t => t.Action == TensorAction.Merge).Select(t => (t.Name, t.Shape)).ToList(),
-            ExpertCount = plan.Experts.Count,
-            Backend = backend,
-            Parameters = plan.Parameters,
-            Seed = seed,
-            Report = report.MethodReport,
-            Load = (name, model) => Upload(backend, model < 0 ? LoadReference(plan, name) : LoadExpertOrBase(plan, name, model), ShapeOf(plan, name)),
-        });
+        plan.Method.Prepare(PrepareContext(plan, backend, seed, report.MethodReport));
         report.PrepareSeconds = prepare.Elapsed.TotalSeconds;
 
         progress.StageStarted("merge", plan.Tensors.Count);
@@ -136,6 +127,19 @@ public static class MergeRunner
     }
 
     private static int[] ShapeOf(MergePlan plan, string name) => plan.Tensors.First(t => t.Name == name).Shape;
+
+    /// <summary>The <see cref="MergeContext"/> that <see cref="IMergeMethod.Prepare"/> sees for <paramref name="plan"/>.</summary>
+    internal static MergeContext PrepareContext(MergePlan plan, IBackend backend, ulong seed, IDictionary<string, object> methodReport) => new()
+    {
+        Tensors = plan.Tensors.Where(t => t.Action == TensorAction.Merge).Select(t => (t.Name, t.Shape)).ToList(),
+        ExpertCount = plan.Experts.Count,
+        Backend = backend,
+        Parameters = plan.Parameters,
+        Seed = seed,
+        Report = methodReport,
+        BaseConfigPath = plan.Reference.ConfigJsonPath,
+        Load = (name, model) => Upload(backend, model < 0 ? LoadReference(plan, name) : LoadExpertOrBase(plan, name, model), ShapeOf(plan, name)),
+    };
 
     private static LoadedGroup Load(MergePlan plan, PlannedTensor t, MergeReport report)
     {

@@ -95,4 +95,7 @@ public sealed class MergeContext
 
     /// <summary>Model-level diagnostics for <c>merge_report.json</c>.</summary>
     public required IDictionary<string, object> Report { get; init; }
+
+    /// <summary>The base (reference) model's <c>config.json</c>, when it is a directory that has one; else null.</summary>
+    public string? BaseConfigPath { get; init; }
 }

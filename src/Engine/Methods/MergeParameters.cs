@@ -52,9 +52,23 @@ public sealed class MergeParameters
         return ParameterParsing.TryParseBool(s, out b) ? b : throw new BadInputException($"parameter '{name}': '{s}' is not a boolean");
     }
 
-    /// <summary>A string parameter.</summary>
-    public string String(string name, string tensor = "", double t = 0) =>
-        Convert.ToString(Raw(name, tensor, t, -1), CultureInfo.InvariantCulture) ?? "";
+    /// <summary>A string parameter; <paramref name="model"/> selects per-model values (-1: global only).</summary>
+    public string String(string name, string tensor = "", double t = 0, int model = -1) =>
+        Convert.ToString(Raw(name, tensor, t, model), CultureInfo.InvariantCulture) ?? "";
+
+    /// <summary>
+    /// The same config settings resolved against another method's declared parameters
+    /// <paramref name="defs"/> (a wrapper method handing its settings to an inner method): settings
+    /// named in <paramref name="drop"/> or not declared by <paramref name="defs"/> are left out silently.
+    /// </summary>
+    public MergeParameters For(IEnumerable<ParameterDef> defs, IReadOnlyCollection<string> drop)
+    {
+        var list = defs.ToList();
+        var names = list.Select(d => d.Name).Where(n => !drop.Contains(n)).ToHashSet(StringComparer.Ordinal);
+        Dictionary<string, ParameterSetting> Keep(IReadOnlyDictionary<string, ParameterSetting> d) =>
+            d.Where(kv => names.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        return new MergeParameters(list, Keep(_global), [.. _perModel.Select(Keep)], new List<string>());
+    }
 
     /// <summary>A string-list parameter (a single string counts as a one-element list; YAML null as an empty one).</summary>
     public IReadOnlyList<string> List(string name)

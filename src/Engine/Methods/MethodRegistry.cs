@@ -15,6 +15,7 @@ public static class MethodRegistry
         () => new IsoCMethod(),
         () => new IsoCtsMethod(),
         () => new WudiMethod(),
+        () => new RiMethod(),
     ];
 
     private static readonly Dictionary<string, Func<IMergeMethod>> ByName =

@@ -54,9 +54,12 @@ internal static class HeadKl
     /// <summary>
     /// Returns weight·KL(P ‖ Q) averaged over the batch (torch <c>kl_div(log q, p, reduction="batchmean")</c>)
     /// with Q = softmax(normalize(z)·Wᵀ), and ADDS its gradient to <paramref name="dEmbeds"/>:
-    /// ∂/∂logits = weight·(q − p)/B, dẑ = ∂logits·W, dz = (dẑ − ẑ(ẑ·dẑ))/‖z‖.
+    /// ∂/∂logits = weight·(q − p)/B, dẑ = ∂logits·W, dz = (dẑ − ẑ(ẑ·dẑ))/‖z‖. With
+    /// <paramref name="reverse"/> the distance is KL(Q ‖ P) instead (log p floored at log 1e-30):
+    /// ∂/∂logits_c = weight·q_c(log q_c − log p_c − KL_b)/B.
     /// </summary>
-    public static double LossAndGrad(float[] embeds, int batch, int dim, float[] head, int classes, float[] teacherProbs, double weight, float[] dEmbeds)
+    public static double LossAndGrad(float[] embeds, int batch, int dim, float[] head, int classes, float[] teacherProbs, double weight, float[] dEmbeds,
+        bool reverse = false)
     {
         var (logq, unit, norm) = Logits(embeds, batch, dim, head, classes);
         LogSoftmax(logq, batch, classes);
@@ -65,11 +68,24 @@ internal static class HeadKl
         for (int b = 0; b < batch; b++)
         {
             Array.Clear(dUnit);
+            double rowKl = 0;
+            if (reverse)
+                for (int c = 0; c < classes; c++)
+                {
+                    double lq = logq[b * classes + c];
+                    rowKl += Math.Exp(lq) * (lq - Math.Log(Math.Max(teacherProbs[b * classes + c], 1e-30)));
+                }
+            loss += rowKl;
             for (int c = 0; c < classes; c++)
             {
                 double p = teacherProbs[b * classes + c], lq = logq[b * classes + c];
-                if (p > 0) loss += p * (Math.Log(p) - lq);
-                double g = weight * (Math.Exp(lq) - p) / batch;
+                double g;
+                if (reverse) g = weight * Math.Exp(lq) * (lq - Math.Log(Math.Max(p, 1e-30)) - rowKl) / batch;
+                else
+                {
+                    if (p > 0) loss += p * (Math.Log(p) - lq);
+                    g = weight * (Math.Exp(lq) - p) / batch;
+                }
                 for (int e = 0; e < dim; e++) dUnit[e] += g * head[c * dim + e];
             }
             double dot = 0;

@@ -298,6 +298,54 @@ public sealed class HeadKlTests
         return weight * loss / batch;
     }
 
+    private static double ReverseKl64(double[] z, int batch, int dim, float[] head, int classes, float[] p, double weight)
+    {
+        double loss = 0;
+        for (int b = 0; b < batch; b++)
+        {
+            double norm = Math.Sqrt(Enumerable.Range(0, dim).Sum(e => z[b * dim + e] * z[b * dim + e]));
+            var logits = new double[classes];
+            for (int c = 0; c < classes; c++)
+                for (int e = 0; e < dim; e++) logits[c] += z[b * dim + e] / norm * head[c * dim + e];
+            double max = logits.Max(), lse = max + Math.Log(logits.Sum(v => Math.Exp(v - max)));
+            for (int c = 0; c < classes; c++)
+            {
+                double lq = logits[c] - lse;
+                loss += Math.Exp(lq) * (lq - Math.Log(p[b * classes + c]));
+            }
+        }
+        return weight * loss / batch;
+    }
+
+    [Fact]
+    public void ReverseKlLossAndGradientMatchFloat64FiniteDifferences()
+    {
+        var rng = new Random(22);
+        const int batch = 3, dim = 8, classes = 5;
+        float[] z = TinyModels.Random(rng, batch * dim, 1), head = TinyModels.Random(rng, classes * dim, 3);
+        var p = HeadKl.Probabilities(TinyModels.Random(rng, batch * dim, 1), batch, dim, head, classes);
+        var dz = new float[z.Length];
+        double loss = HeadKl.LossAndGrad(z, batch, dim, head, classes, p, 0.7, dz, reverse: true);
+        var zd = z.Select(v => (double)v).ToArray();
+        Assert.Equal(ReverseKl64(zd, batch, dim, head, classes, p, 0.7), loss, 1e-5);
+        var fd = new double[z.Length];
+        for (int i = 0; i < z.Length; i++)
+        {
+            double o = zd[i];
+            zd[i] = o + 1e-6;
+            double up = ReverseKl64(zd, batch, dim, head, classes, p, 0.7);
+            zd[i] = o - 1e-6;
+            double down = ReverseKl64(zd, batch, dim, head, classes, p, 0.7);
+            zd[i] = o;
+            fd[i] = (up - down) / 2e-6;
+        }
+        Assert.InRange(Float64Reference.RelErr(dz, fd), 0, 1e-4);
+        var self = HeadKl.Probabilities(z, batch, dim, head, classes);
+        var d0 = new float[z.Length];
+        Assert.InRange(HeadKl.LossAndGrad(z, batch, dim, head, classes, self, 1, d0, reverse: true), -1e-6, 1e-6);
+        Assert.InRange(d0.Max(Math.Abs), 0, 1e-5);
+    }
+
     [Fact]
     public void LossAndGradientMatchFloat64FiniteDifferences()
     {

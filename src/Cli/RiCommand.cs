@@ -1,0 +1,33 @@
+using System.CommandLine;
+using TaskMerge.Engine;
+using TaskMerge.Engine.Config;
+using TaskMerge.Engine.Merge;
+using TaskMerge.Engine.Tensors;
+
+namespace TaskMerge.Cli;
+
+/// <summary><c>taskmerge ri CONFIG.yml OUT_DIR</c>: RI adaptation only, adapted experts as HF directories.</summary>
+internal static class RiCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var config = new Argument<string>("CONFIG") { Description = "a merge_method: ri YAML config (base_method is not run)" };
+        var outDir = new Argument<string>("OUT_DIR") { Description = "output directory: OUT_DIR/<model-name>/ per expert, and ri_report.json" };
+        var threads = new Option<int>("--num-threads", "-j") { Description = "CPU threads (default: all cores)" };
+        var quiet = new Option<bool>("--quiet") { Description = "no output" };
+        var cmd = new Command("ri", "Adapt each expert with RI (CPU) and write the adapted experts, without merging") { config, outDir, threads, quiet };
+        cmd.SetAction(parse =>
+        {
+            string outPath = parse.GetValue(outDir)!;
+            if (File.Exists(outPath)) throw new BadInputException($"{outPath}: OUT_DIR exists and is a file");
+            var cfg = MergeConfig.Load(parse.GetValue(config)!);
+            using var plan = MergePlan.Create(cfg, new MergeOptions());
+            using var backend = BackendFactory.Create("cpu", parse.GetValue(threads), out _);
+            var dirs = RiExport.Run(plan, outPath, backend);
+            if (!parse.GetValue(quiet))
+                foreach (var d in dirs) stdout.WriteLine($"wrote {d}");
+            return 0;
+        });
+        return cmd;
+    }
+}

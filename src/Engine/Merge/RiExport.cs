@@ -1,0 +1,50 @@
+using TaskMerge.Engine.IO;
+using TaskMerge.Engine.Methods;
+using TaskMerge.Engine.Tensors;
+
+namespace TaskMerge.Engine.Merge;
+
+/// <summary>
+/// <c>taskmerge ri</c>: runs only RI's adaptation for a <c>merge_method: ri</c> config and writes each
+/// adapted expert as an HF directory <c>OUT_DIR/&lt;model-name&gt;/</c> (its <c>config.json</c>, or the
+/// base's, and <c>model.safetensors</c>: adapted vision-tower tensors in float32, every other float
+/// tensor of the expert as float32, other tensors byte for byte), plus <c>OUT_DIR/ri_report.json</c>
+/// (the merge-report format with the loss curves under <c>method_report.ri_runs</c>).
+/// </summary>
+public static class RiExport
+{
+    /// <summary>Writes the adapted experts; returns their directories in config order.</summary>
+    public static IReadOnlyList<string> Run(MergePlan plan, string outDir, IBackend backend)
+    {
+        if (plan.Method is not RiMethod ri) throw new BadInputException($"ri: the config's merge_method must be ri, got {plan.Method.Name}");
+        var report = new MergeReport(plan, backend.Name);
+        var adapted = ri.Adapt(MergeRunner.PrepareContext(plan, backend, plan.Options.RandomSeed ?? 0, report.MethodReport));
+        Directory.CreateDirectory(outDir);
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        var dirs = new List<string>();
+        for (int k = 0; k < plan.Experts.Count; k++)
+        {
+            var src = plan.Experts[k];
+            string name = Path.GetFileName(src.Path.TrimEnd('/', '\\'));
+            if (File.Exists(src.Path)) name = Path.GetFileNameWithoutExtension(name);
+            if (name.Length == 0 || !used.Add(name)) used.Add(name = $"{name}_{k}");
+            string dir = Path.Combine(outDir, name);
+            Directory.CreateDirectory(dir);
+            var specs = src.Tensors.Select(t => new TensorSpec(t.Name, t.DType.IsFloat() ? DType.F32 : t.DType, t.Shape)).ToList();
+            using (var w = new SafetensorsWriter(dir, specs))
+            {
+                foreach (var t in src.Tensors)
+                {
+                    if (adapted[k].TryGetValue(t.Name, out var a)) w.WriteFloat32(t.Name, a);
+                    else if (t.DType.IsFloat()) w.WriteFloat32(t.Name, src.ReadFloat32(t.Name));
+                    else w.Write(t.Name, src.GetBytes(t.Name));
+                }
+                w.Commit();
+            }
+            if ((src.ConfigJsonPath ?? plan.Reference.ConfigJsonPath) is { } cfg) File.Copy(cfg, Path.Combine(dir, "config.json"), overwrite: true);
+            dirs.Add(dir);
+        }
+        File.WriteAllText(Path.Combine(outDir, "ri_report.json"), report.ToJson());
+        return dirs;
+    }
+}
