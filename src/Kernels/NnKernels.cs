@@ -84,6 +84,21 @@ public readonly struct PatchShape
 /// </summary>
 public static class NnKernels
 {
+    /// <summary>LayerNorm statistics of the row at offset o: mean and 1/√(σ² + eps), biased variance, float64.</summary>
+    private static void RowMoments(ArrayView<float> x, long o, int cols, float eps, out double mean, out double rstd)
+    {
+        double sum = 0;
+        for (int c = 0; c < cols; c++) sum += x[o + c];
+        mean = sum / cols;
+        double sq = 0;
+        for (int c = 0; c < cols; c++)
+        {
+            double d = x[o + c] - mean;
+            sq += d * d;
+        }
+        rstd = 1.0 / Math.Sqrt(sq / cols + eps);
+    }
+
     /// <summary>
     /// LayerNorm of row <paramref name="row"/> over <paramref name="cols"/> values, as torch
     /// nn.LayerNorm: biased variance, eps inside the square root; mean and variance in float64.
@@ -92,16 +107,7 @@ public static class NnKernels
         ArrayView<float> dst, int cols, float eps)
     {
         long o = (long)row.X * cols;
-        double sum = 0;
-        for (int c = 0; c < cols; c++) sum += x[o + c];
-        double mean = sum / cols;
-        double sq = 0;
-        for (int c = 0; c < cols; c++)
-        {
-            double d = x[o + c] - mean;
-            sq += d * d;
-        }
-        double rstd = 1.0 / Math.Sqrt(sq / cols + eps);
+        RowMoments(x, o, cols, eps, out double mean, out double rstd);
         for (int c = 0; c < cols; c++)
             dst[o + c] = (float)((x[o + c] - mean) * rstd * gamma[c] + beta[c]);
     }
@@ -115,16 +121,7 @@ public static class NnKernels
         ArrayView<float> dx, ArrayView<float> stats, int cols, float eps)
     {
         long o = (long)row.X * cols;
-        double sum = 0;
-        for (int c = 0; c < cols; c++) sum += x[o + c];
-        double mean = sum / cols;
-        double sq = 0;
-        for (int c = 0; c < cols; c++)
-        {
-            double d = x[o + c] - mean;
-            sq += d * d;
-        }
-        double rstd = 1.0 / Math.Sqrt(sq / cols + eps);
+        RowMoments(x, o, cols, eps, out double mean, out double rstd);
         stats[2L * row.X] = (float)mean;
         stats[2L * row.X + 1] = (float)rstd;
         double sumD = 0, sumDx = 0;

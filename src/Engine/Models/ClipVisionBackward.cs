@@ -44,12 +44,7 @@ internal static class ClipVisionBackward
         ForRows(rows, threads, r =>
         {
             var row = x.AsSpan(r * n, n);
-            double m = 0;
-            foreach (float v in row) m += v;
-            m /= n;
-            double sq = 0;
-            foreach (float v in row) sq += (v - m) * (v - m);
-            double rs = 1.0 / Math.Sqrt(sq / n + eps);
+            var (m, rs) = Tensors.Cpu.Reductions.RowMoments(row, eps);
             mean[r] = (float)m;
             rstd[r] = (float)rs;
             var o = y.AsSpan(r * n, n);

@@ -20,14 +20,7 @@ public sealed partial class CpuBackend
         ForRows(rows, r =>
         {
             var row = xs.AsSpan(r * n, n);
-            double mean = Reductions.Sum(row) / n;
-            double sq = 0;
-            foreach (float v in row)
-            {
-                double c = v - mean;
-                sq += c * c;
-            }
-            double rstd = 1.0 / Math.Sqrt(sq / n + eps);
+            var (mean, rstd) = Reductions.RowMoments(row, eps);
             var o = d.AsSpan(r * n, n);
             for (int c = 0; c < n; c++) o[c] = (float)((row[c] - mean) * rstd * g[c] + b[c]);
         });
@@ -178,9 +171,7 @@ public sealed partial class CpuBackend
         {
             var row = xs.AsSpan(r * n, n);
             var dyr = dys.AsSpan(r * n, n);
-            double mean = Reductions.Sum(row) / n, sq = 0;
-            foreach (float v in row) sq += (v - mean) * (v - mean);
-            double rstd = 1.0 / Math.Sqrt(sq / n + eps);
+            var (mean, rstd) = Reductions.RowMoments(row, eps);
             stats[2 * r] = (float)mean;
             stats[2 * r + 1] = (float)rstd;
             double sumD = 0, sumDx = 0;

@@ -362,6 +362,18 @@ public sealed partial class CpuBackend : IBackend
 /// <summary>Float64-accumulating SIMD reductions over float spans.</summary>
 internal static class Reductions
 {
+    /// <summary>LayerNorm statistics of a row: the mean and 1/√(σ² + eps) with the biased variance, in float64.</summary>
+    public static (double Mean, double Rstd) RowMoments(ReadOnlySpan<float> row, float eps)
+    {
+        double mean = Sum(row) / row.Length, sq = 0;
+        foreach (float v in row)
+        {
+            double c = v - mean;
+            sq += c * c;
+        }
+        return (mean, 1.0 / Math.Sqrt(sq / row.Length + eps));
+    }
+
     public static double Sum(ReadOnlySpan<float> x)
     {
         var acc = Vector256<double>.Zero;
