@@ -138,6 +138,8 @@ public sealed class MergePlan : IDisposable
                 int[] shape = ToIntShape(info, reference.Path);
                 bool isFloat = info.DType.IsFloat();
                 var present = new List<int>();
+                var missing = new List<int>();
+                long presentBytes = 0;
                 bool dropped = false;
                 for (int e = 0; e < experts.Count; e++)
                 {
@@ -145,6 +147,7 @@ public sealed class MergePlan : IDisposable
                     {
                         if (options.TensorIntersection) { dropped = true; break; }
                         if (isFloat) warnings.Add($"{experts[e].Path}: tensor {info.Name} is missing; treated as unchanged (τ = 0)");
+                        if (method.UsesTaskVectors) missing.Add(e);
                         continue;
                     }
                     if (!ei.Shape.SequenceEqual(info.Shape))
@@ -158,18 +161,15 @@ public sealed class MergePlan : IDisposable
                     if (isFloat && !ei.DType.IsFloat())
                         throw new BadInputException($"{experts[e].Path}: tensor {info.Name} is {ei.DType.SafetensorsName()} but the base has {info.DType.SafetensorsName()}");
                     present.Add(e);
+                    presentBytes += ei.ByteLength;
                 }
                 if (dropped) { warnings.Add($"tensor {info.Name} is not in every model; dropped (--tensor-intersection)"); continue; }
-                var missing = method.UsesTaskVectors
-                    ? Enumerable.Range(0, experts.Count).Where(e => !experts[e].TryGet(info.Name, out _)).ToArray()
-                    : [];
-                bool merge = isFloat && (present.Count > 0 || (baseModel is not null && missing.Length > 0));
+                bool merge = isFloat && (present.Count > 0 || (baseModel is not null && missing.Count > 0));
                 var outType = isFloat ? outDType ?? info.DType : info.DType;
                 planned.Add(new PlannedTensor(info.Name, shape, info.DType, outType, merge ? TensorAction.Merge : TensorAction.CopyBase,
-                    present.ToArray(), missing, depth.Of(info.Name)));
+                    present.ToArray(), missing.ToArray(), depth.Of(info.Name)));
                 if (baseModel is not null || !merge) bytes += info.ByteLength;
-                if (merge)
-                    foreach (int e in present) { experts[e].TryGet(info.Name, out var ei); bytes += ei!.ByteLength; }
+                if (merge) bytes += presentBytes;
             }
             foreach (var e in experts)
             {

@@ -138,7 +138,7 @@ public static class MergeRunner
         Seed = seed,
         Report = methodReport,
         BaseConfigPath = plan.Reference.ConfigJsonPath,
-        Load = (name, model) => Upload(backend, model < 0 ? LoadReference(plan, name) : LoadExpertOrBase(plan, name, model), ShapeOf(plan, name)),
+        Load = (name, model) => backend.FromHost(model < 0 ? LoadReference(plan, name) : LoadExpertOrBase(plan, name, model), ShapeOf(plan, name)),
     };
 
     private static LoadedGroup Load(MergePlan plan, PlannedTensor t, MergeReport report)
@@ -182,20 +182,18 @@ public static class MergeRunner
         return a;
     }
 
-    private static Tensor Upload(IBackend backend, float[] values, int[] shape) => backend.FromHost(values, shape);
-
     private static ResultGroup Compute(MergePlan plan, LoadedGroup g, IBackend backend, ulong seed, MergeReport report)
     {
         if (g.Raw is not null) return new ResultGroup(g.Planned, null, g.Raw);
         if (g.Planned.Action == TensorAction.CopyBase) return new ResultGroup(g.Planned, g.Base, null);
         var shape = g.Planned.Shape;
-        Tensor? baseT = g.Base is null ? null : Upload(backend, g.Base, shape);
+        Tensor? baseT = g.Base is null ? null : backend.FromHost(g.Base, shape);
         var experts = new List<ExpertTensor>();
         float[]? merged = null;
         try
         {
             foreach (var (model, values) in g.Experts)
-                experts.Add(new ExpertTensor(model, ReferenceEquals(values, g.Base) ? baseT! : Upload(backend, values, shape)));
+                experts.Add(new ExpertTensor(model, ReferenceEquals(values, g.Base) ? baseT! : backend.FromHost(values, shape)));
             var diagnostics = new Dictionary<string, object>();
             var result = plan.Method.Merge(new TensorGroup
             {
