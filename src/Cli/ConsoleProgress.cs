@@ -31,7 +31,7 @@ internal static class ConsoleProgress
     }
 
     private static string StepText(int step, int steps, double loss, double itemsPerSecond) =>
-        FormattableString.Invariant($"step {step}/{steps} · loss {loss:E3} · {itemsPerSecond:F1} images/s");
+        FormattableString.Invariant($"step {step}/{steps} · loss {loss:0.000e+00} · {itemsPerSecond:F1} images/s");
 
     private sealed class WarningsOnly(TextWriter stderr) : IMergeProgress
     {
