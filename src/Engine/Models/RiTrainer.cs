@@ -147,9 +147,10 @@ internal static class RiAuxImages
 
     private sealed class Folder(ImageFolderDataset data) : IRiAuxImages
     {
+        private string? _identity;
         public int Count => data.Count;
 
-        public string Identity => data.ContentIdentity();
+        public string Identity => _identity ??= data.ContentIdentity();
 
         public float[] Pixels(IReadOnlyList<int> indices)
         {

@@ -162,4 +162,35 @@ public sealed class RiCheckpointTests
         Assert.Contains("unreadable", w);
         Assert.DoesNotContain('\n', w);
     }
+
+    [Fact]
+    public void Aux_identity_changes_with_the_images()
+    {
+        using var dir = new IO.TempDir();
+        string root = Path.Combine(dir.Path, "imgs"), cls = Path.Combine(root, "any");
+        Directory.CreateDirectory(cls);
+        var rng = new Random(3);
+        var rgb = new byte[16 * 16 * 3];
+        for (int i = 0; i < 2; i++)
+        {
+            rng.NextBytes(rgb);
+            TaskMerge.Engine.Tests.Eval.TestImages.WritePng(Path.Combine(cls, $"{i}.png"), 16, 16, rgb);
+        }
+        var pre = new TaskMerge.Engine.Eval.ImagePreprocessor(16);
+        string Identity(TaskMerge.Engine.Eval.ImagePreprocessor p)
+        {
+            using var a = RiAuxImages.Open(root, p, 1);
+            return a.Identity;
+        }
+        string before = Identity(pre);
+        Assert.Equal(before, Identity(pre));
+        Assert.NotEqual(before, Identity(new TaskMerge.Engine.Eval.ImagePreprocessor(16, mean: [0.5f, 0.5f, 0.5f])));
+        TaskMerge.Engine.Tests.Eval.TestImages.WritePng(Path.Combine(cls, "2.png"), 16, 16, rgb);
+        Assert.NotEqual(before, Identity(pre));
+
+        var px = ClipVisionParityTests.Pixels(2, Shape, 1);
+        using var m1 = RiAuxImages.InMemory(px, 2);
+        using var m2 = RiAuxImages.InMemory([.. px.Select((v, i) => i == 7 ? v + 1e-3f : v)], 2);
+        Assert.NotEqual(m1.Identity, m2.Identity);
+    }
 }
