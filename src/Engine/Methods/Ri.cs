@@ -163,6 +163,7 @@ public sealed class RiMethod : IMergeMethod
         var progress = context.Progress;
         string dir = p.String("ri_checkpoint_dir");
         if (dir.Length == 0 && context.OutputDirectory is { } outDir) dir = Path.Combine(outDir, DefaultCheckpointDirectory);
+        if (every > 0 && File.Exists(dir)) throw new BadInputException($"ri: ri_checkpoint_dir {IOText.P(dir)} is a file, not a directory");
         _checkpoints = every > 0 && dir.Length > 0 ? new RiCheckpointStore(dir, every, progress.Warn, progress.Note) : null;
         var pretrainedCache = new RiTeacherCache(aux.Count, config.ProjectionDim, options.CacheTeachers);
 

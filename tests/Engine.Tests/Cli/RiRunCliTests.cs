@@ -221,11 +221,12 @@ public class RiRunCliTests
             ("ri_checkpoint_every: 2", "ri_checkpoint_every: -1", "ri_checkpoint_every"),
             ("ri_lr_schedule: cosine", "ri_lr_schedule: step", "ri_lr_schedule"),
             ("ri_grad_clip: 2.0", "ri_grad_clip: -0.5", "grad_clip"),
+            ("ri_checkpoint_every: 2", "ri_checkpoint_every: 2\n  ri_checkpoint_dir: CONFIG", "is a file"),
         })
         {
             string dir = TestPaths.NewTempDir(), outDir = TestPaths.NewTempDir();
             string cfg = WriteZoo(dir, openClip: false);
-            File.WriteAllText(cfg, File.ReadAllText(cfg).Replace(from, to));
+            File.WriteAllText(cfg, File.ReadAllText(cfg).Replace(from, to.Replace("CONFIG", cfg)));
             var (code, _, stderr) = CliRunner.Run("ri", cfg, outDir);
             TestContext.Current.TestOutputHelper?.WriteLine(stderr);
             Assert.Equal(2, code);
