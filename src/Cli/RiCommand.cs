@@ -12,9 +12,9 @@ internal static class RiCommand
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var config = new Argument<string>("CONFIG") { Description = "a merge_method: ri YAML config (base_method is not run)" };
-        var outDir = new Argument<string>("OUT_DIR") { Description = "output directory: OUT_DIR/<model-name>/ per expert, and ri_report.json" };
+        var outDir = new Argument<string>("OUT_DIR") { Description = "output directory: OUT_DIR/<model-name>/ per expert, and ri_report.json (checkpoints in OUT_DIR/.ri-checkpoints while running)" };
         var threads = new Option<int>("--num-threads", "-j") { Description = "CPU threads (default: all cores)" };
-        var quiet = new Option<bool>("--quiet") { Description = "no output" };
+        var quiet = new Option<bool>("--quiet") { Description = "no output but warnings (no progress)" };
         var cmd = new Command("ri", "Adapt each expert with RI (CPU) and write the adapted experts, without merging") { config, outDir, threads, quiet };
         cmd.SetAction(parse =>
         {
@@ -23,8 +23,9 @@ internal static class RiCommand
             var cfg = MergeConfig.Load(parse.GetValue(config)!);
             using var plan = MergePlan.Create(cfg, new MergeOptions());
             using var backend = BackendFactory.Create("cpu", parse.GetValue(threads), out _);
-            var dirs = RiExport.Run(plan, outPath, backend);
-            if (!parse.GetValue(quiet))
+            bool q = parse.GetValue(quiet);
+            var dirs = ConsoleProgress.Run(stdout, stderr, q, progress => RiExport.Run(plan, outPath, backend, progress), barsOnStderr: true);
+            if (!q)
                 foreach (var d in dirs) stdout.WriteLine($"wrote {d}");
             return 0;
         });

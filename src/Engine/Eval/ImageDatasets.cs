@@ -82,6 +82,21 @@ public sealed class ImageFolderDataset : IImageDataset
         return new ImageFolderDataset(root, classes, items.ToArray(), pre, parallelism);
     }
 
+    /// <summary>
+    /// A string that changes when the images or their preprocessing change: file names, sizes and
+    /// modification times (contents are not read), and the preprocessor's size, crop and normalisation.
+    /// </summary>
+    internal string ContentIdentity()
+    {
+        var sb = new System.Text.StringBuilder(FormattableString.Invariant($"folder {_pre.Size} {_pre.Crop} {string.Join(",", _pre.Mean.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))} {string.Join(",", _pre.Std.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))}\n"));
+        foreach (var (path, label) in _items)
+        {
+            var info = new FileInfo(path);
+            sb.Append(FormattableString.Invariant($"{label} {Path.GetFileName(path)} {info.Length} {info.LastWriteTimeUtc.Ticks}\n"));
+        }
+        return $"{_items.Length} images sha256 {Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(sb.ToString())))}";
+    }
+
     /// <inheritdoc />
     public (float[] Pixels, int[] Labels) Batch(int start, int count)
     {

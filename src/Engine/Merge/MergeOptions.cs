@@ -33,6 +33,15 @@ public interface IMergeProgress
 
     /// <summary>A non-fatal problem the user should see.</summary>
     void Warn(string message);
+
+    /// <summary>
+    /// Step <paramref name="step"/> of <paramref name="steps"/> of an iterative stage (e.g. RI adapting
+    /// one expert) finished with <paramref name="loss"/>, at <paramref name="itemsPerSecond"/> since the stage started.
+    /// </summary>
+    void TrainingStep(string stage, int step, int steps, double loss, double itemsPerSecond) { }
+
+    /// <summary>Something the user may want to know that is not a problem (e.g. a run resumed from a checkpoint).</summary>
+    void Note(string message) { }
 }
 
 /// <summary>Progress sink that discards everything.</summary>

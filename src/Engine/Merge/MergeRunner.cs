@@ -31,7 +31,7 @@ public static class MergeRunner
 
         ulong seed = plan.Options.RandomSeed ?? 0;
         var prepare = Stopwatch.StartNew();
-        plan.Method.Prepare(PrepareContext(plan, backend, seed, report.MethodReport));
+        plan.Method.Prepare(PrepareContext(plan, backend, seed, report.MethodReport, progress, outDir));
         report.PrepareSeconds = prepare.Elapsed.TotalSeconds;
 
         progress.StageStarted("merge", plan.Tensors.Count);
@@ -129,7 +129,8 @@ public static class MergeRunner
     private static int[] ShapeOf(MergePlan plan, string name) => plan.Tensors.First(t => t.Name == name).Shape;
 
     /// <summary>The <see cref="MergeContext"/> that <see cref="IMergeMethod.Prepare"/> sees for <paramref name="plan"/>.</summary>
-    internal static MergeContext PrepareContext(MergePlan plan, IBackend backend, ulong seed, IDictionary<string, object> methodReport) => new()
+    internal static MergeContext PrepareContext(MergePlan plan, IBackend backend, ulong seed, IDictionary<string, object> methodReport,
+        IMergeProgress? progress = null, string? outDir = null) => new()
     {
         Tensors = plan.Tensors.Where(t => t.Action == TensorAction.Merge).Select(t => (t.Name, t.Shape)).ToList(),
         ExpertCount = plan.Experts.Count,
@@ -138,6 +139,9 @@ public static class MergeRunner
         Seed = seed,
         Report = methodReport,
         BaseConfigPath = plan.Reference.ConfigJsonPath,
+        Reference = plan.Reference,
+        OutputDirectory = outDir,
+        Progress = progress ?? NullProgress.Instance,
         Load = (name, model) => backend.FromHost(model < 0 ? LoadReference(plan, name) : LoadExpertOrBase(plan, name, model), ShapeOf(plan, name)),
     };
 

@@ -9,16 +9,20 @@ namespace TaskMerge.Engine.Merge;
 /// adapted expert as an HF directory <c>OUT_DIR/&lt;model-name&gt;/</c> (its <c>config.json</c>, or the
 /// base's, and <c>model.safetensors</c>: adapted vision-tower tensors in float32, every other float
 /// tensor of the expert as float32, other tensors byte for byte), plus <c>OUT_DIR/ri_report.json</c>
-/// (the merge-report format with the loss curves under <c>method_report.ri_runs</c>).
+/// (the merge-report format with the loss curves under <c>method_report.ri_runs</c>). Checkpoints go
+/// to <c>ri_checkpoint_dir</c> (default <c>OUT_DIR/.ri-checkpoints</c>) and are removed once every
+/// adapted expert is written.
 /// </summary>
 public static class RiExport
 {
-    /// <summary>Writes the adapted experts; returns their directories in config order.</summary>
-    public static IReadOnlyList<string> Run(MergePlan plan, string outDir, IBackend backend)
+    /// <summary>Writes the adapted experts; returns their directories in config order. <paramref name="progress"/> sees each expert's steps.</summary>
+    public static IReadOnlyList<string> Run(MergePlan plan, string outDir, IBackend backend, IMergeProgress? progress = null)
     {
         if (plan.Method is not RiMethod ri) throw new BadInputException($"ri: the config's merge_method must be ri, got {plan.Method.Name}");
         var report = new MergeReport(plan, backend.Name);
-        var adapted = ri.Adapt(MergeRunner.PrepareContext(plan, backend, plan.Options.RandomSeed ?? 0, report.MethodReport));
+        progress ??= NullProgress.Instance;
+        foreach (var w in plan.Warnings) progress.Warn(w);
+        var adapted = ri.Adapt(MergeRunner.PrepareContext(plan, backend, plan.Options.RandomSeed ?? 0, report.MethodReport, progress, outDir));
         Directory.CreateDirectory(outDir);
         var used = new HashSet<string>(StringComparer.Ordinal);
         var dirs = new List<string>();
@@ -44,7 +48,8 @@ public static class RiExport
             if ((src.ConfigJsonPath ?? plan.Reference.ConfigJsonPath) is { } cfg) File.Copy(cfg, Path.Combine(dir, "config.json"), overwrite: true);
             dirs.Add(dir);
         }
-        File.WriteAllText(Path.Combine(outDir, "ri_report.json"), report.ToJson());
+        MergeRunner.WriteAtomically(Path.Combine(outDir, "ri_report.json"), report.ToJson());
+        ri.DeleteCheckpoints();
         return dirs;
     }
 }

@@ -1,3 +1,5 @@
+using TaskMerge.Engine.IO;
+using TaskMerge.Engine.Merge;
 using TaskMerge.Engine.Tensors;
 
 namespace TaskMerge.Engine.Methods;
@@ -98,4 +100,13 @@ public sealed class MergeContext
 
     /// <summary>The base (reference) model's <c>config.json</c>, when it is a directory that has one; else null.</summary>
     public string? BaseConfigPath { get; init; }
+
+    /// <summary>The base (reference) model's tensor headers (names, shapes, dtypes), when the caller has them; else null.</summary>
+    public ModelSource? Reference { get; init; }
+
+    /// <summary>The run's output directory, for work files a method keeps beside its output (e.g. RI's checkpoints); null when there is none.</summary>
+    public string? OutputDirectory { get; init; }
+
+    /// <summary>Where a long <see cref="IMergeMethod.Prepare"/> reports progress, notes and warnings.</summary>
+    public IMergeProgress Progress { get; init; } = NullProgress.Instance;
 }

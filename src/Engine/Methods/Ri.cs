@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using TaskMerge.Engine.Eval;
+using TaskMerge.Engine.IO;
 using TaskMerge.Engine.Models;
 using TaskMerge.Engine.Tensors;
 
@@ -13,23 +14,39 @@ namespace TaskMerge.Engine.Methods;
 /// registered method, with its own parameters and defaults) merges θ0 + the adapted τᵢ*.
 /// </summary>
 /// <remarks>
-/// <para>Models must be HF CLIP vision checkpoints (CLIPVisionModelWithProjection or CLIPModel tensor
-/// names; the base directory's <c>config.json</c> gives the architecture). Each model needs a per-model
-/// <c>head</c>: a safetensors <c>weight</c> [C, E] with optional <c>logit_scale</c> (bias ignored,
-/// RI's heads have none). Tensors outside the vision tower (e.g. a text tower) keep their original τᵢ.</para>
+/// <para>Models are CLIP vision checkpoints in HF layout (CLIPVisionModelWithProjection or CLIPModel
+/// names) or open_clip layout (<c>visual.conv1.weight</c>, fused <c>attn.in_proj_weight</c>,
+/// <c>proj</c> [W, E]; any prefix), mapped to the training names by <see cref="ClipTrainingLayout"/>
+/// and back, so adapted tensors keep the checkpoint's own names and layout. The base directory's
+/// <c>config.json</c> gives the architecture, else it is inferred from the shapes (head size 64). Each
+/// model needs a per-model <c>head</c>: a safetensors <c>weight</c> [C, E] with optional
+/// <c>logit_scale</c> (bias ignored, RI's heads have none). Tensors outside the vision tower (e.g. a
+/// text tower) keep their original τᵢ.</para>
 /// <para>Prepare adapts the experts one at a time on the CPU (<see cref="RiTrainer"/>) and caches the
 /// adapted vision-tower weights as float32 host arrays: N × (vision tower size × 4 bytes) for the cache,
 /// plus, while one expert trains, θ0, that expert and the student with its gradient and two Adam
-/// moments (6 × tower size) and one batch of activations.</para>
+/// moments (6 × tower size), one batch of activations and the teacher-embedding caches
+/// (E × 4 bytes per distinct aux image seen, for θ0 across all experts and for the current expert).</para>
+/// <para>With <c>ri_checkpoint_every</c> &gt; 0 each expert's run is checkpointed in
+/// <c>ri_checkpoint_dir</c> (default <c>OUT_DIR/.ri-checkpoints</c>) and a rerun resumes it, or skips
+/// an expert that had finished; the directory is removed once RI's results are handed on.</para>
 /// </remarks>
 public sealed class RiMethod : IMergeMethod
 {
-    private static readonly string[] Own = ["base_method", "aux_data", "head", "ri_alpha", "ri_lr", "ri_weight_decay", "ri_steps", "ri_batch_size", "ri_temperature", "ri_seed", "ri_kl_direction"];
+    private static readonly string[] Own =
+    [
+        "base_method", "aux_data", "head", "ri_alpha", "ri_lr", "ri_weight_decay", "ri_steps", "ri_batch_size", "ri_temperature", "ri_seed",
+        "ri_kl_direction", "ri_lr_schedule", "ri_warmup_steps", "ri_grad_clip", "ri_cache_teachers", "ri_checkpoint_every", "ri_checkpoint_dir",
+    ];
+
+    /// <summary>Checkpoint directory under the output directory when <c>ri_checkpoint_dir</c> is not set.</summary>
+    public const string DefaultCheckpointDirectory = ".ri-checkpoints";
 
     private IReadOnlyList<ParameterDef>? _parameters;
     private IMergeMethod? _base;
     private MergeParameters? _baseParameters;
     private Dictionary<string, float[]>[]? _adapted;
+    private RiCheckpointStore? _checkpoints;
 
     /// <inheritdoc />
     public string Name => "ri";
@@ -52,13 +69,19 @@ public sealed class RiMethod : IMergeMethod
             ParameterDef.Text("aux_data", null, "unlabeled auxiliary images: an image-folder tree or a safetensors file with pixel_values [N, 3, S, S] (normalised)"),
             new("head", ParameterKind.String, null, "per model: safetensors head file, weight [C, E] (+ logit_scale)", PerModel: true),
             ParameterDef.Float("ri_alpha", 1.0, "weight α of the interference term (divided by N − 1)"),
-            ParameterDef.Float("ri_lr", 1e-6, "AdamW learning rate (constant; betas 0.9/0.999, eps 1e-8)"),
+            ParameterDef.Float("ri_lr", 1e-6, "AdamW base learning rate (betas 0.9/0.999, eps 1e-8), scaled per step by ri_lr_schedule"),
             ParameterDef.Float("ri_weight_decay", 1e-4, "AdamW decoupled weight decay"),
             ParameterDef.Int("ri_steps", 2500, "optimizer steps per expert"),
             ParameterDef.Int("ri_batch_size", 128, "auxiliary images per step"),
             ParameterDef.Float("ri_temperature", 1.0, "softmax temperature of teacher and student logits (forward KL(teacher ‖ student), no T² factor)"),
             ParameterDef.Int("ri_seed", 0, "seed of the auxiliary batch order"),
             ParameterDef.Choice("ri_kl_direction", "forward", "forward: KL(teacher ‖ student) (spec's assumption); reverse: KL(student ‖ teacher)", "forward", "reverse"),
+            ParameterDef.Choice("ri_lr_schedule", "constant", "learning-rate schedule after warmup (transformers' LambdaLR lambdas): constant, cosine (to 0) or linear (to 0)", "constant", "cosine", "linear"),
+            ParameterDef.Int("ri_warmup_steps", 0, "steps of linear warmup from lr 0 (0 = none)"),
+            ParameterDef.Float("ri_grad_clip", 0.0, "largest global gradient L2 norm, torch clip_grad_norm_ semantics (0 = no clipping)"),
+            ParameterDef.Bool("ri_cache_teachers", true, "cache the teacher towers' embeddings per aux image (same result, fewer forwards; E × 4 bytes per image and tower)"),
+            ParameterDef.Int("ri_checkpoint_every", 100, "steps between checkpoints of a running expert (0 = no checkpoints); finished experts are kept too"),
+            ParameterDef.Text("ri_checkpoint_dir", "", $"checkpoint directory (empty: OUT_DIR/{DefaultCheckpointDirectory}); removed after a successful run"),
         };
         var seen = defs.Select(d => d.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var name in MethodRegistry.Names.Where(n => n != "ri"))
@@ -75,15 +98,25 @@ public sealed class RiMethod : IMergeMethod
         _base!.Prepare(new MergeContext
         {
             Tensors = context.Tensors, ExpertCount = context.ExpertCount, Backend = context.Backend, Parameters = _baseParameters!, Seed = context.Seed,
-            Report = context.Report, BaseConfigPath = context.BaseConfigPath,
+            Report = context.Report, BaseConfigPath = context.BaseConfigPath, Reference = context.Reference, OutputDirectory = context.OutputDirectory,
+            Progress = context.Progress,
             Load = (name, model) => model >= 0 && adapted[model].TryGetValue(name, out var a)
                 ? context.Backend.FromHost((float[])a.Clone(), merged[name]) : context.Load(name, model),
         });
+        DeleteCheckpoints();
+    }
+
+    /// <summary>Removes the checkpoints of the last <see cref="Adapt"/> (its results have been used).</summary>
+    internal void DeleteCheckpoints()
+    {
+        _checkpoints?.Delete();
+        _checkpoints = null;
     }
 
     /// <summary>
     /// Adapts every expert (one at a time) and returns the adapted vision-tower weights θ0 + τᵢ* by
-    /// expert and HF name; writes the loss curves to <see cref="MergeContext.Report"/> (<c>ri_runs</c>).
+    /// expert and checkpoint tensor name (the checkpoint's own layout); writes the per-step curves to
+    /// <see cref="MergeContext.Report"/> (<c>ri_runs</c>) and progress to <see cref="MergeContext.Progress"/>.
     /// </summary>
     internal Dictionary<string, float[]>[] Adapt(MergeContext context)
     {
@@ -97,17 +130,23 @@ public sealed class RiMethod : IMergeMethod
             Alpha = p.Float("ri_alpha"), LearningRate = (float)p.Float("ri_lr"), WeightDecay = (float)p.Float("ri_weight_decay"),
             Steps = p.Int("ri_steps"), BatchSize = p.Int("ri_batch_size"), Temperature = p.Float("ri_temperature"), Seed = p.Int("ri_seed"),
             ReverseKl = p.String("ri_kl_direction") == "reverse",
+            LrSchedule = RiLearningRate.Parse(p.String("ri_lr_schedule")), WarmupSteps = p.Int("ri_warmup_steps"), GradClip = p.Float("ri_grad_clip"),
+            CacheTeachers = p.Bool("ri_cache_teachers"),
         };
         options.Validate();
+        int every = p.Int("ri_checkpoint_every");
+        if (every < 0) throw new BadInputException($"ri: ri_checkpoint_every must be ≥ 0 (0 = no checkpoints), got {every}");
         int n = context.ExpertCount;
         if (n < 2) throw new BadInputException($"ri: needs at least 2 experts, got {n}");
-        var config = ClipVisionConfig.Load(context.BaseConfigPath
-            ?? throw new BadInputException("ri: the base model must be a directory with a config.json (a CLIP vision model)"));
-        var shapes = ClipVisionTraining.ParameterShapes(config);
+        var reference = context.Reference ?? throw new InvalidOperationException("ri: the merge context has no reference model");
+        var names = ClipNames.Detect(reference);
+        var config = context.BaseConfigPath is { } cp ? ClipVisionConfig.Load(cp) : names.Infer(reference);
+        config.Validate(IOText.P(reference.Path));
+        var layout = ClipTrainingLayout.Create(names, config);
         var merged = context.Tensors.ToDictionary(t => t.Name, t => t.Shape, StringComparer.Ordinal);
-        foreach (var (name, shape) in shapes)
+        foreach (var (name, shape) in layout.CheckpointTensors)
             if (!merged.TryGetValue(name, out var s) || !s.SequenceEqual(shape))
-                throw new BadInputException($"ri: the merged tensors lack CLIP vision tensor {name} [{string.Join(", ", shape)}] (RI needs HF CLIP vision checkpoints)");
+                throw new BadInputException($"ri: the merged tensors lack CLIP vision tensor {name} [{string.Join(", ", shape)}] ({LayoutName(layout.Layout)} layout; RI needs CLIP vision checkpoints)");
 
         var heads = new float[n][];
         for (int k = 0; k < n; k++)
@@ -121,38 +160,58 @@ public sealed class RiMethod : IMergeMethod
         }
         using var aux = RiAuxImages.Open(p.String("aux_data"), new ImagePreprocessor(config.ImageSize), options.Threads);
 
-        Dictionary<string, float[]> LoadModel(int model)
+        var progress = context.Progress;
+        string dir = p.String("ri_checkpoint_dir");
+        if (dir.Length == 0 && context.OutputDirectory is { } outDir) dir = Path.Combine(outDir, DefaultCheckpointDirectory);
+        if (every > 0 && File.Exists(dir)) throw new BadInputException($"ri: ri_checkpoint_dir {IOText.P(dir)} is a file, not a directory");
+        _checkpoints = every > 0 && dir.Length > 0 ? new RiCheckpointStore(dir, every, progress.Warn, progress.Note) : null;
+        var pretrainedCache = new RiTeacherCache(aux.Count, config.ProjectionDim, options.CacheTeachers);
+
+        Dictionary<string, float[]> LoadModel(int model) => layout.ToTraining(name =>
         {
-            var d = new Dictionary<string, float[]>(StringComparer.Ordinal);
-            foreach (var (name, _) in shapes)
-            {
-                using var t = context.Load(name, model);
-                d[name] = t.ToArray();
-            }
-            return d;
-        }
+            using var t = context.Load(name, model);
+            return t.ToArray();
+        });
         var pre = LoadModel(-1);
         var result = new Dictionary<string, float[]>[n];
         var runs = new List<Dictionary<string, object>>();
         for (int k = 0; k < n; k++)
         {
+            string stage = $"ri expert {k + 1}/{n}";
             var clock = Stopwatch.StartNew();
-            var r = RiTrainer.Adapt(config, pre, LoadModel(k), heads, k, aux, options);
-            result[k] = r.Adapted;
-            runs.Add(new Dictionary<string, object>
+            int first = -1;
+            var hooks = new RiRunHooks
             {
-                ["expert"] = k, ["seconds"] = clock.Elapsed.TotalSeconds,
-                ["loss"] = r.Loss, ["task_loss"] = r.TaskLoss, ["interference_loss"] = r.InterferenceLoss,
-            });
+                Checkpoints = _checkpoints, PretrainedCache = pretrainedCache,
+                OnStep = s =>
+                {
+                    if (first < 0) first = s.Step - 1;
+                    progress.TrainingStep(stage, s.Step, s.Steps, s.Loss, (s.Step - first) * (double)options.BatchSize / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
+                },
+            };
+            var r = RiTrainer.Adapt(config, pre, LoadModel(k), heads, k, aux, options, hooks);
+            double seconds = clock.Elapsed.TotalSeconds;
+            result[k] = layout.FromTraining(r.Adapted);
+            var run = new Dictionary<string, object>
+            {
+                ["expert"] = k, ["seconds"] = seconds, ["resumed_steps"] = r.ResumedSteps,
+                ["images_per_second"] = (options.Steps - r.ResumedSteps) * (double)options.BatchSize / Math.Max(seconds, 1e-9),
+                ["teacher_images_forwarded"] = r.TeacherImagesForwarded,
+                ["loss"] = r.Loss, ["task_loss"] = r.TaskLoss, ["interference_loss"] = r.InterferenceLoss, ["lr"] = r.LearningRate, ["grad_norm"] = r.GradNorm,
+            };
+            runs.Add(run);
         }
         var rep = context.Report;
         rep["base_method"] = baseName;
-        rep["ri_adapted_tensors"] = shapes.Count;
+        rep["ri_layout"] = LayoutName(layout.Layout);
+        rep["ri_adapted_tensors"] = layout.CheckpointTensors.Count;
         rep["ri_aux_images"] = aux.Count;
         rep["ri_runs"] = runs;
 
         return result;
     }
+
+    private static string LayoutName(ClipWeightLayout layout) => layout == ClipWeightLayout.OpenClip ? "open_clip" : "hf";
 
     /// <inheritdoc />
     public Tensor Merge(TensorGroup group)

@@ -31,7 +31,11 @@ internal sealed class ClipNames
     public string PreNorm => _prefix + (Hf ? "pre_layrnorm" : "ln_pre");
     public string PostNorm => _prefix + (Hf ? "post_layernorm" : "ln_post");
 
-    private string Layer(int l) => _prefix + (Hf ? $"encoder.layers.{l}." : $"transformer.resblocks.{l}.");
+    /// <summary>The name prefix of encoder layer <paramref name="l"/>'s tensors.</summary>
+    public string Layer(int l) => _prefix + (Hf ? $"encoder.layers.{l}." : $"transformer.resblocks.{l}.");
+
+    /// <summary>The projection's name (HF <c>visual_projection.weight</c> [E, W], open_clip <c>proj</c> [W, E]).</summary>
+    public string Projection => _projection;
     private string Fc1(int l) => Layer(l) + (Hf ? "mlp.fc1" : "mlp.c_fc");
 
     /// <summary>Finds the vision tower's names; <see cref="BadInputException"/> when the checkpoint has none.</summary>

@@ -10,13 +10,14 @@ namespace TaskMerge.Engine.Models;
 /// explicit (α = 1, lr 1e-6, weight decay 1e-4, 2500 steps, batch 128, AdamW with torch's default
 /// betas/eps) and the spec's stated assumption where it is open: forward KL(P_teacher ‖ Q_student)
 /// (torch <c>kl_div(log q, p, "batchmean")</c>; <see cref="ReverseKl"/> flips it), temperature 1, constant learning rate, no clipping.
+/// Teacher embeddings are cached by default (<see cref="CacheTeachers"/>; the result is the same either way).
 /// </summary>
 internal sealed record RiOptions
 {
     /// <summary>Weight α of the interference term (it is divided by N − 1).</summary>
     public double Alpha { get; init; } = 1.0;
 
-    /// <summary>AdamW learning rate (constant).</summary>
+    /// <summary>AdamW base learning rate (scaled per step by <see cref="LrSchedule"/>).</summary>
     public float LearningRate { get; init; } = 1e-6f;
 
     /// <summary>Decoupled weight decay.</summary>
@@ -51,6 +52,18 @@ internal sealed record RiOptions
     /// <summary>Seed of the auxiliary batch order (reshuffled each pass over the data).</summary>
     public int Seed { get; init; }
 
+    /// <summary>Learning-rate schedule after <see cref="WarmupSteps"/> (<see cref="RiLearningRate"/>).</summary>
+    public RiLrSchedule LrSchedule { get; init; } = RiLrSchedule.Constant;
+
+    /// <summary>Steps of linear warmup from 0 (0 = none).</summary>
+    public int WarmupSteps { get; init; }
+
+    /// <summary>Largest global gradient L2 norm (<see cref="RiGradClip"/>); 0 = no clipping.</summary>
+    public double GradClip { get; init; }
+
+    /// <summary>Cache the teachers' embeddings per auxiliary image (<see cref="RiTeacherCache"/>).</summary>
+    public bool CacheTeachers { get; init; } = true;
+
     /// <summary>CPU threads for the tower's GEMMs and row loops.</summary>
     public int Threads { get; init; } = Math.Max(1, Environment.ProcessorCount);
 
@@ -63,6 +76,8 @@ internal sealed record RiOptions
         if (Steps < 1) throw new BadInputException($"ri: steps must be ≥ 1, got {Steps}");
         if (BatchSize < 1) throw new BadInputException($"ri: batch_size must be ≥ 1, got {BatchSize}");
         if (!(Temperature > 0) || double.IsInfinity(Temperature)) throw new BadInputException($"ri: temperature must be > 0, got {Temperature}");
+        if (WarmupSteps < 0 || WarmupSteps > Steps) throw new BadInputException($"ri: warmup_steps must be in [0, steps = {Steps}], got {WarmupSteps}");
+        if (!(GradClip >= 0) || double.IsInfinity(GradClip)) throw new BadInputException($"ri: grad_clip must be ≥ 0 (0 = off), got {GradClip}");
     }
 }
 
@@ -74,6 +89,9 @@ internal interface IRiAuxImages : IDisposable
 
     /// <summary>Pixels of the images at <paramref name="indices"/>, in that order.</summary>
     float[] Pixels(IReadOnlyList<int> indices);
+
+    /// <summary>A string that changes when the images change (part of the checkpoint fingerprint).</summary>
+    string Identity { get; }
 }
 
 /// <summary>Auxiliary image sources: in memory, an image-folder tree, or a safetensors <c>pixel_values</c> file.</summary>
@@ -112,7 +130,10 @@ internal static class RiAuxImages
     private sealed class Memory(float[] pixels, int count) : IRiAuxImages
     {
         private readonly int _per = pixels.Length / Math.Max(1, count);
+        private string? _identity;
         public int Count => count;
+
+        public string Identity => _identity ??= $"pixels {count} sha256 {Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(pixels.AsSpan())))}";
 
         public float[] Pixels(IReadOnlyList<int> indices)
         {
@@ -126,7 +147,10 @@ internal static class RiAuxImages
 
     private sealed class Folder(ImageFolderDataset data) : IRiAuxImages
     {
+        private string? _identity;
         public int Count => data.Count;
+
+        public string Identity => _identity ??= data.ContentIdentity();
 
         public float[] Pixels(IReadOnlyList<int> indices)
         {
@@ -155,6 +179,18 @@ internal sealed class RiResult
 
     /// <summary>Interference term L2 = mean over j ≠ i of the KL (without α) per step.</summary>
     public required double[] InterferenceLoss { get; init; }
+
+    /// <summary>Learning rate of each step (the schedule's).</summary>
+    public required double[] LearningRate { get; init; }
+
+    /// <summary>Global gradient L2 norm of each step, before clipping.</summary>
+    public required double[] GradNorm { get; init; }
+
+    /// <summary>Steps restored from a checkpoint (0: started fresh; the step count: nothing was recomputed).</summary>
+    public int ResumedSteps { get; init; }
+
+    /// <summary>Images run through the two teacher towers together (fewer than 2 × steps × batch when cached).</summary>
+    public long TeacherImagesForwarded { get; init; }
 }
 
 /// <summary>
@@ -162,19 +198,23 @@ internal sealed class RiResult
 /// at the expert θ0 + τᵢ (float32 master weights) and AdamW minimises, over unlabeled auxiliary
 /// images, L1 + α/(N−1)·Σ_{j≠i} KL(hⱼ(f(θ0)(x)) ‖ hⱼ(f(θ0+τ)(x))) with
 /// L1 = KL(hᵢ(f(θ0+τᵢ)(x)) ‖ hᵢ(f(θ0+τ)(x))). Teacher distributions are recomputed from the frozen θ0
-/// and θᵢ towers each batch (forward only). Heads are [Cⱼ, E] matrices already holding the logit scale
-/// (<c>h(z) = softmax(normalize(z)·Wᵀ)</c>). Memory: three float32 copies of the tower plus gradients
-/// and two Adam moments (6 × model size) plus one batch of activations.
+/// and θᵢ towers (forward only), or taken from <see cref="RiTeacherCache"/>s for images seen before.
+/// Heads are [Cⱼ, E] matrices already holding the logit scale (<c>h(z) = softmax(normalize(z)·Wᵀ)</c>).
+/// Each step's learning rate follows <see cref="RiOptions.LrSchedule"/>, gradients are clipped to
+/// <see cref="RiOptions.GradClip"/>, and a <see cref="RiCheckpointStore"/> makes the run resumable
+/// with the same bytes as an uninterrupted one. Memory: three float32 copies of the tower plus
+/// gradients and two Adam moments (6 × model size), one batch of activations, and the teacher caches.
 /// </summary>
 internal static class RiTrainer
 {
     /// <summary>
     /// Adapts expert <paramref name="expertIndex"/> of <paramref name="heads"/>.Count tasks (N ≥ 2).
-    /// <paramref name="onStep"/> (optional) sees (step, loss) after each step.
+    /// <paramref name="hooks"/> (optional) adds checkpoints, a shared pretrained-embedding cache,
+    /// per-step reports and cancellation.
     /// </summary>
     public static RiResult Adapt(ClipVisionConfig config, IReadOnlyDictionary<string, float[]> pretrained,
         IReadOnlyDictionary<string, float[]> expert, IReadOnlyList<float[]> heads, int expertIndex, IRiAuxImages aux,
-        RiOptions options, Action<int, double>? onStep = null)
+        RiOptions options, RiRunHooks? hooks = null)
     {
         options.Validate();
         int n = heads.Count, e = config.ProjectionDim;
@@ -192,13 +232,23 @@ internal static class RiTrainer
         var settings = new Optim.AdamSettings(options.LearningRate, options.Beta1, options.Beta2, options.Eps, options.WeightDecay, Decoupled: true);
         double beta = options.Alpha / (n - 1);
 
+        var curves = new RiCurves(options.Steps);
+        var checkpoint = hooks?.Checkpoints?.Open(expertIndex, RiFingerprint.Of(config, options, pretrained, expert, heads, expertIndex, aux.Identity));
+        int resumed = checkpoint?.Restore(expert, studentParams, state.M, state.V, curves, options.Steps) ?? 0;
         var order = new BatchOrder(aux.Count, options.Seed);
-        double[] loss = new double[options.Steps], l1s = new double[options.Steps], l2s = new double[options.Steps];
-        for (int step = 1; step <= options.Steps; step++)
+        order.Next(resumed * options.BatchSize);
+        bool revisits = (long)options.Steps * options.BatchSize > aux.Count;
+        var preCache = hooks?.PretrainedCache ?? new RiTeacherCache(aux.Count, e, options.CacheTeachers && revisits);
+        var expertCache = new RiTeacherCache(aux.Count, e, options.CacheTeachers && revisits);
+        long preForwardsBefore = preCache.ImagesForwarded;
+        for (int step = resumed + 1; step <= options.Steps; step++)
         {
+            hooks?.Cancellation.ThrowIfCancellationRequested();
             int batch = options.BatchSize;
-            var pixels = aux.Pixels(order.Next(batch));
-            var targets = Teachers(pre.Forward(pixels, batch).Embeds, teacher.Forward(pixels, batch).Embeds, batch, e, scaled, expertIndex);
+            var indices = order.Next(batch);
+            var pixels = aux.Pixels(indices);
+            var targets = Teachers(preCache.Embeddings(indices, () => pre.Forward(pixels, batch).Embeds),
+                expertCache.Embeddings(indices, () => teacher.Forward(pixels, batch).Embeds), batch, e, scaled, expertIndex);
             var act = student.Forward(pixels, batch);
             var dz = new float[batch * e];
             double l1 = 0, l2 = 0;
@@ -210,13 +260,19 @@ internal static class RiTrainer
             }
             var grads = student.ZeroGradients();
             student.Backward(act, dz, grads);
-            student.OptimizerStep(grads, state, step, settings);
-            loss[step - 1] = l1 + l2;
-            l1s[step - 1] = l1;
-            l2s[step - 1] = beta > 0 ? l2 / beta / (n - 1) : 0;
-            onStep?.Invoke(step, l1 + l2);
+            double gradNorm = RiGradClip.Apply(grads.Values, options.GradClip);
+            double lr = options.LearningRate * RiLearningRate.Factor(options.LrSchedule, options.WarmupSteps, options.Steps, step);
+            student.OptimizerStep(grads, state, step, settings with { Lr = (float)lr });
+            curves.Record(step, l1 + l2, l1, beta > 0 ? l2 / beta / (n - 1) : 0, lr, gradNorm);
+            checkpoint?.AfterStep(step, options.Steps, studentParams, state.M, state.V, curves);
+            hooks?.OnStep?.Invoke(new RiStepInfo(expertIndex, step, options.Steps, l1 + l2, lr));
         }
-        return new RiResult { Adapted = studentParams, Loss = loss, TaskLoss = l1s, InterferenceLoss = l2s };
+        return new RiResult
+        {
+            Adapted = studentParams, Loss = curves.Loss, TaskLoss = curves.TaskLoss, InterferenceLoss = curves.InterferenceLoss,
+            LearningRate = curves.LearningRate, GradNorm = curves.GradNorm, ResumedSteps = resumed,
+            TeacherImagesForwarded = preCache.ImagesForwarded - preForwardsBefore + expertCache.ImagesForwarded,
+        };
     }
 
     /// <summary>
