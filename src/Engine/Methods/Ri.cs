@@ -17,10 +17,11 @@ namespace TaskMerge.Engine.Methods;
 /// names; the base directory's <c>config.json</c> gives the architecture). Each model needs a per-model
 /// <c>head</c>: a safetensors <c>weight</c> [C, E] with optional <c>logit_scale</c> (bias ignored,
 /// RI's heads have none). Tensors outside the vision tower (e.g. a text tower) keep their original τᵢ.</para>
-/// <para>Prepare adapts the experts one at a time on the CPU (<see cref="RiTrainer"/>) and caches the
-/// adapted vision-tower weights as float32 host arrays: N × (vision tower size × 4 bytes) for the cache,
-/// plus, while one expert trains, θ0, that expert and the student with its gradient and two Adam
-/// moments (6 × tower size) and one batch of activations.</para>
+/// <para>Prepare adapts the experts one at a time on the merge's backend (<see cref="MergeContext.Backend"/>:
+/// the CPU or the GPU, <see cref="RiTrainer"/>) and caches the adapted vision-tower weights as float32
+/// host arrays: N × (vision tower size × 4 bytes) for the cache, plus, on the backend while one expert
+/// trains, θ0, that expert and the student with its gradient and two Adam moments (6 × tower size)
+/// and one batch of activations.</para>
 /// </remarks>
 public sealed class RiMethod : IMergeMethod
 {
@@ -137,7 +138,7 @@ public sealed class RiMethod : IMergeMethod
         for (int k = 0; k < n; k++)
         {
             var clock = Stopwatch.StartNew();
-            var r = RiTrainer.Adapt(config, pre, LoadModel(k), heads, k, aux, options);
+            var r = RiTrainer.Adapt(context.Backend, config, pre, LoadModel(k), heads, k, aux, options);
             result[k] = r.Adapted;
             runs.Add(new Dictionary<string, object>
             {
