@@ -125,7 +125,6 @@ internal sealed class ClipVisionTraining : IDisposable
     private readonly float _eps;
     private Dictionary<string, Tensor>? _grads, _m, _v;
     private ClipVisionActivations? _activations;
-    private (int Batch, Tensor Patches, Tensor Hidden, Tensor Positions, Tensor Pooled, EncoderWorkspace Ws)? _inference;
 
     /// <summary>Uploads a copy of <paramref name="parameters"/> (HF names, float32) to <paramref name="backend"/>.</summary>
     public ClipVisionTraining(IBackend backend, ClipVisionConfig config, IReadOnlyDictionary<string, float[]> parameters)
@@ -269,22 +268,21 @@ internal sealed class ClipVisionTraining : IDisposable
 
     /// <summary>
     /// The image embeddings [B, E] of normalised pixels [B, C, S, S] without keeping activations
-    /// (frozen teachers, evaluation); the caller owns the result.
+    /// (frozen teachers, evaluation); the caller owns the result. The workspace is released after
+    /// the call, so teachers run one after the other share it through the backend's buffer pool.
     /// </summary>
     public Tensor Embed(Tensor pixels)
     {
         var c = Config;
         int b = _tower.BatchOf(pixels), t = c.Tokens, w = c.HiddenSize;
-        if (_inference?.Batch != b)
-        {
-            DisposeInference();
-            _inference = (b, _be.Empty(b * t, c.NumChannels * c.PatchSize * c.PatchSize), _be.Empty(b * t, w), _be.Empty(t, w), _be.Empty(b, w),
-                new EncoderWorkspace(_be, b, t, w, c.NumAttentionHeads, c.IntermediateSize));
-        }
-        var (_, patches, hidden, positions, pooled, ws) = _inference.Value;
         var embeds = _be.Empty(b, c.ProjectionDim);
         try
         {
+            using var patches = _be.Empty(b * t, c.NumChannels * c.PatchSize * c.PatchSize);
+            using var hidden = _be.Empty(b * t, w);
+            using var positions = _be.Empty(t, w);
+            using var pooled = _be.Empty(b, w);
+            using var ws = new EncoderWorkspace(_be, b, t, w, c.NumAttentionHeads, c.IntermediateSize);
             FoldClassIntoPositions(positions);
             _tower.Forward(_be, pixels, positions, ClipForwardBuffers.Inference(c.NumHiddenLayers, patches, hidden, ws, pooled, embeds));
             return embeds;
@@ -395,23 +393,11 @@ internal sealed class ClipVisionTraining : IDisposable
         _be.Gemv(dy, true, ones, g[name + ".bias"], beta: 1f);
     }
 
-    private void DisposeInference()
-    {
-        if (_inference is not { } i) return;
-        i.Patches.Dispose();
-        i.Hidden.Dispose();
-        i.Positions.Dispose();
-        i.Pooled.Dispose();
-        i.Ws.Dispose();
-        _inference = null;
-    }
-
     /// <inheritdoc />
     public void Dispose()
     {
         _activations?.Dispose();
         _activations = null;
-        DisposeInference();
         foreach (var d in new[] { _p, _grads, _m, _v })
             if (d is not null)
                 foreach (var t in d.Values) t.Dispose();
