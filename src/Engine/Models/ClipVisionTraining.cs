@@ -78,13 +78,28 @@ internal sealed class ClipVisionActivations : IDisposable
     /// <summary>Scratch [B·T, W] shared by the layers (their LayerNorm outputs); the backward's ∂L/∂embedded at the end.</summary>
     internal Tensor Tmp { get; }
 
+    /// <summary>∂L/∂(residual stream) [B·T, W], carried from the class tokens down through the layers.</summary>
     internal Tensor DResidual { get; }
+
+    /// <summary>∂L/∂(MLP activation), then ∂L/∂(MLP pre-activation) [B·T, I].</summary>
     internal Tensor DAct { get; }
+
+    /// <summary>∂L/∂(context heads), then ∂L/∂Qh [B·H, T, D].</summary>
     internal Tensor DQh { get; }
+
+    /// <summary>∂L/∂Kh [B·H, T, D].</summary>
     internal Tensor DKh { get; }
+
+    /// <summary>∂L/∂Vh [B·H, T, D].</summary>
     internal Tensor DVh { get; }
+
+    /// <summary>∂L/∂P, then ∂L/∂(scores) [B·H, T, T].</summary>
     internal Tensor DProbs { get; }
+
+    /// <summary>∂L/∂pooled [B, W].</summary>
     internal Tensor DPooled { get; }
+
+    /// <summary>∂L/∂(class-token rows) [B, W], before the scatter and again after the final gather.</summary>
     internal Tensor DCls { get; }
 
     /// <summary>B·T ones: bias gradients are Gemv(dY, transA, ones).</summary>
