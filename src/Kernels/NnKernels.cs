@@ -185,6 +185,19 @@ public static class NnKernels
         dst[i] = x[i] + rows[r % period * cols + c];
     }
 
+    /// <summary>
+    /// The adjoint of <see cref="AddRowVector"/> for its rows: thread i = q·cols + c adds
+    /// Σ_{r mod period = q} dy[r, c] (r ascending, float64) to dRows[i].
+    /// </summary>
+    public static void AddRowVectorBackward(Index1D i, ArrayView<float> dy, ArrayView<float> dRows, int cols, int period, int rows)
+    {
+        long q = i / cols;
+        int c = (int)(i % cols);
+        double sum = 0;
+        for (long r = q; r < rows; r += period) sum += dy[r * cols + c];
+        dRows[i] += (float)sum;
+    }
+
     /// <summary>dst[i] ← exact GELU of x[i] (<see cref="NnMath.Gelu"/>).</summary>
     public static void Gelu(Index1D i, ArrayView<float> x, ArrayView<float> dst) => dst[i] = NnMath.Gelu(x[i]);
 
@@ -277,6 +290,17 @@ public static class NnKernels
         long r = i / cols;
         int c = (int)(i % cols);
         dst[i] = table[(long)rows[r] * cols + c];
+    }
+
+    /// <summary>
+    /// dst[rows[r], c] += src[r, c], the adjoint of <see cref="GatherRows"/>: thread i = r·cols + c.
+    /// The indices are distinct, so no two threads touch one value.
+    /// </summary>
+    public static void ScatterAddRows(Index1D i, ArrayView<float> src, ArrayView<int> rows, ArrayView<float> dst, int cols)
+    {
+        long r = i / cols;
+        int c = (int)(i % cols);
+        dst[(long)rows[r] * cols + c] += src[i];
     }
 
     /// <summary>

@@ -22,9 +22,10 @@ namespace TaskMerge.Engine.Methods;
 /// model needs a per-model <c>head</c>: a safetensors <c>weight</c> [C, E] with optional
 /// <c>logit_scale</c> (bias ignored, RI's heads have none). Tensors outside the vision tower (e.g. a
 /// text tower) keep their original τᵢ.</para>
-/// <para>Prepare adapts the experts one at a time on the CPU (<see cref="RiTrainer"/>) and caches the
+/// <para>Prepare adapts the experts one at a time on the merge's backend (<see cref="MergeContext.Backend"/>:
+/// the CPU or the GPU, <see cref="RiTrainer"/>) and caches the
 /// adapted vision-tower weights as float32 host arrays: N × (vision tower size × 4 bytes) for the cache,
-/// plus, while one expert trains, θ0, that expert and the student with its gradient and two Adam
+/// plus, on the backend while one expert trains, θ0, that expert and the student with its gradient and two Adam
 /// moments (6 × tower size), one batch of activations and the teacher-embedding caches
 /// (E × 4 bytes per distinct aux image seen, for θ0 across all experts and for the current expert).</para>
 /// <para>With <c>ri_checkpoint_every</c> &gt; 0 each expert's run is checkpointed in
@@ -189,7 +190,7 @@ public sealed class RiMethod : IMergeMethod
                     progress.TrainingStep(stage, s.Step, s.Steps, s.Loss, (s.Step - first) * (double)options.BatchSize / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
                 },
             };
-            var r = RiTrainer.Adapt(config, pre, LoadModel(k), heads, k, aux, options, hooks);
+            var r = RiTrainer.Adapt(context.Backend, config, pre, LoadModel(k), heads, k, aux, options, hooks);
             double seconds = clock.Elapsed.TotalSeconds;
             result[k] = layout.FromTraining(r.Adapted);
             var run = new Dictionary<string, object>

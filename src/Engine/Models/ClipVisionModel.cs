@@ -48,55 +48,31 @@ public sealed class ClipVisionOutput : IDisposable
 
 /// <summary>
 /// The CLIP ViT image encoder (HF <c>CLIPVisionModel</c> / <c>CLIPVisionModelWithProjection</c>,
-/// open_clip <c>VisionTransformer</c>) written against <see cref="IBackend"/> ops: patch embedding
-/// as a GEMM over extracted patches, class token and positions, <c>pre_layrnorm</c>, pre-LN blocks,
-/// <c>post_layernorm</c> on the class token, optional bias-free projection.
+/// open_clip <c>VisionTransformer</c>) for inference: a <see cref="ClipVisionTower"/> loaded from a
+/// checkpoint, run on the backend with one reused workspace.
 /// </summary>
 public sealed class ClipVisionModel : IDisposable
 {
-    private sealed class Block(Norm ln1, SelfAttention attn, Norm ln2, Linear fc1, Linear fc2) : IDisposable
-    {
-        public Norm Ln1 { get; } = ln1;
-        public SelfAttention Attn { get; } = attn;
-        public Norm Ln2 { get; } = ln2;
-        public Linear Fc1 { get; } = fc1;
-        public Linear Fc2 { get; } = fc2;
-
-        public void Dispose()
-        {
-            Attn.Dispose();
-            Fc1.Dispose();
-            Fc2.Dispose();
-            Ln1.Dispose();
-            Ln2.Dispose();
-        }
-    }
-
     private readonly IBackend _backend;
-    private readonly Tensor _patchWeight;   // [W, C·P·P]
+    private readonly ClipVisionTower _tower;
     private readonly Tensor _positions;     // [T, W], row 0 holds class_embedding + position 0
-    private readonly Norm _preNorm, _postNorm;
-    private readonly Block[] _blocks;
-    private readonly Tensor? _projection;   // [E, W]
 
-    private ClipVisionModel(IBackend backend, ClipVisionConfig config, ClipWeightLayout layout, Tensor patchWeight, Tensor positions,
-        Norm pre, Block[] blocks, Norm post, Tensor? projection)
+    private ClipVisionModel(IBackend backend, ClipWeightLayout layout, ClipVisionTower tower, Tensor positions)
     {
-        (_backend, Config, Layout, _patchWeight, _positions, _preNorm, _blocks, _postNorm, _projection) =
-            (backend, config, layout, patchWeight, positions, pre, blocks, post, projection);
+        (_backend, Layout, _tower, _positions) = (backend, layout, tower, positions);
     }
 
     /// <summary>The hyper-parameters in use.</summary>
-    public ClipVisionConfig Config { get; }
+    public ClipVisionConfig Config => _tower.Config;
 
     /// <summary>The naming scheme the weights were read from.</summary>
     public ClipWeightLayout Layout { get; }
 
     /// <summary>True when the checkpoint has a <c>visual_projection</c> (or open_clip <c>proj</c>).</summary>
-    public bool HasProjection => _projection is not null;
+    public bool HasProjection => _tower.Projection is not null;
 
     /// <summary>Width of the features used for classification: E with a projection, else W.</summary>
-    public int FeatureDim => _projection?.Rows ?? Config.HiddenSize;
+    public int FeatureDim => _tower.Projection?.Rows ?? Config.HiddenSize;
 
     /// <summary>
     /// Loads the vision tower from <paramref name="source"/>. The config comes from
@@ -124,10 +100,10 @@ public sealed class ClipVisionModel : IDisposable
             loaded.Add(positions);
             var pre = Norm.Load(r, names.PreNorm, w, c.LayerNormEps);
             loaded.Add(pre);
-            var blocks = new Block[c.NumHiddenLayers];
+            var blocks = new ClipVisionBlock[c.NumHiddenLayers];
             for (int l = 0; l < blocks.Length; l++)
             {
-                blocks[l] = names.LoadBlock(r, l, c, (ln1, attn, ln2, fc1, fc2) => new Block(ln1, attn, ln2, fc1, fc2));
+                blocks[l] = names.LoadBlock(r, l, c, (ln1, attn, ln2, fc1, fc2) => new ClipVisionBlock(ln1, attn, ln2, fc1, fc2));
                 loaded.Add(blocks[l]);
             }
             if (names.HasExtraLayer(source, c.NumHiddenLayers))
@@ -135,7 +111,7 @@ public sealed class ClipVisionModel : IDisposable
             var post = Norm.Load(r, names.PostNorm, w, c.LayerNormEps);
             loaded.Add(post);
             var proj = names.LoadProjection(r, w);
-            return new ClipVisionModel(backend, c, names.Layout, patch, positions, pre, blocks, post, proj);
+            return new ClipVisionModel(backend, names.Layout, new ClipVisionTower(c, patch, pre, blocks, post, proj), positions);
         }
         catch
         {
@@ -167,12 +143,12 @@ public sealed class ClipVisionModel : IDisposable
         Norm LayerNorm() => new(Const(1f, c.HiddenSize), Const(0f, c.HiddenSize), (float)c.LayerNormEps);
         Linear Dense(int o, int i) => new(Normal(o, i), Const(0f, o));
         int w = c.HiddenSize;
-        var blocks = new Block[c.NumHiddenLayers];
+        var blocks = new ClipVisionBlock[c.NumHiddenLayers];
         for (int l = 0; l < blocks.Length; l++)
-            blocks[l] = new Block(LayerNorm(), new SelfAttention(Dense(w, w), Dense(w, w), Dense(w, w), Dense(w, w), c.NumAttentionHeads),
+            blocks[l] = new ClipVisionBlock(LayerNorm(), new SelfAttention(Dense(w, w), Dense(w, w), Dense(w, w), Dense(w, w), c.NumAttentionHeads),
                 LayerNorm(), Dense(c.IntermediateSize, w), Dense(w, c.IntermediateSize));
-        return new ClipVisionModel(backend, c, ClipWeightLayout.HuggingFace, Normal(w, c.NumChannels * c.PatchSize * c.PatchSize),
-            Normal(c.Tokens, w), LayerNorm(), blocks, LayerNorm(), Normal(c.ProjectionDim, w));
+        var tower = new ClipVisionTower(c, Normal(w, c.NumChannels * c.PatchSize * c.PatchSize), LayerNorm(), blocks, LayerNorm(), Normal(c.ProjectionDim, w));
+        return new ClipVisionModel(backend, ClipWeightLayout.HuggingFace, tower, Normal(c.Tokens, w));
     }
 
     /// <summary>
@@ -183,45 +159,16 @@ public sealed class ClipVisionModel : IDisposable
     {
         var be = _backend;
         var c = Config;
-        if (pixelValues.Rank != 4 || pixelValues.Shape[1] != c.NumChannels || pixelValues.Shape[2] != c.ImageSize || pixelValues.Shape[3] != c.ImageSize)
-            throw new BadInputException(
-                $"pixel_values has shape [{string.Join(", ", pixelValues.Shape.ToArray())}], expected [B, {c.NumChannels}, {c.ImageSize}, {c.ImageSize}]");
-        int b = pixelValues.Shape[0], t = c.Tokens, w = c.HiddenSize;
+        int b = _tower.BatchOf(pixelValues), t = c.Tokens, w = c.HiddenSize;
         var h = be.Empty(b * t, w);
         Tensor? pooled = null, embeds = null;
         try
         {
-            using (var patches = be.Empty(b * t, c.NumChannels * c.PatchSize * c.PatchSize))
-            {
-                be.Patchify(pixelValues, c.PatchSize, 1, patches);
-                be.Gemm(patches, false, _patchWeight, true, h);
-            }
-            be.AddRowVector(h, _positions, h);
-            _preNorm.Forward(be, h, h);
-            using (var ws = new EncoderWorkspace(be, b, t, w, c.NumAttentionHeads, c.IntermediateSize))
-            {
-                foreach (var blk in _blocks)
-                {
-                    blk.Ln1.Forward(be, h, ws.Tmp);
-                    blk.Attn.Forward(be, ws.Tmp, null, ws, ws.Tmp2);
-                    be.Add(h, ws.Tmp2, h);
-                    blk.Ln2.Forward(be, h, ws.Tmp);
-                    blk.Fc1.Forward(be, ws.Tmp, ws.Mlp);
-                    Activations.Apply(be, c.HiddenAct, ws.Mlp);
-                    blk.Fc2.Forward(be, ws.Mlp, ws.Tmp2);
-                    be.Add(h, ws.Tmp2, h);
-                }
-            }
             pooled = be.Empty(b, w);
-            var clsRows = new int[b];
-            for (int i = 0; i < b; i++) clsRows[i] = i * t;
-            be.GatherRows(h, clsRows, pooled);
-            _postNorm.Forward(be, pooled, pooled);
-            if (_projection is not null)
-            {
-                embeds = be.Empty(b, _projection.Rows);
-                be.Gemm(pooled, false, _projection, true, embeds);
-            }
+            if (_tower.Projection is not null) embeds = be.Empty(b, _tower.Projection.Rows);
+            using var patches = be.Empty(b * t, c.NumChannels * c.PatchSize * c.PatchSize);
+            using var ws = new EncoderWorkspace(be, b, t, w, c.NumAttentionHeads, c.IntermediateSize);
+            _tower.Forward(be, pixelValues, _positions, ClipForwardBuffers.Inference(c.NumHiddenLayers, patches, h, ws, pooled, embeds));
             return new ClipVisionOutput(h, pooled, embeds, b, t);
         }
         catch
@@ -236,11 +183,11 @@ public sealed class ClipVisionModel : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        _patchWeight.Dispose();
+        _tower.PatchWeight.Dispose();
         _positions.Dispose();
-        _preNorm.Dispose();
-        foreach (var b in _blocks) b.Dispose();
-        _postNorm.Dispose();
-        _projection?.Dispose();
+        _tower.PreNorm.Dispose();
+        foreach (var b in _tower.Blocks) b.Dispose();
+        _tower.PostNorm.Dispose();
+        _tower.Projection?.Dispose();
     }
 }

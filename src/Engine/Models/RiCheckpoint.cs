@@ -162,11 +162,14 @@ internal sealed class RiCheckpoint
         }
     }
 
+    /// <summary>Whether <see cref="AfterStep"/> writes at <paramref name="step"/> of <paramref name="steps"/> (so callers fetch the state only then).</summary>
+    public bool IsDue(int step, int steps) => step == steps || step % _every == 0;
+
     /// <summary>Writes the checkpoint when <paramref name="step"/> is a multiple of the interval (with moments) or the last step (without).</summary>
     public void AfterStep(int step, int steps, Dictionary<string, float[]> parameters, Dictionary<string, float[]> m, Dictionary<string, float[]> v, RiCurves curves)
     {
+        if (!IsDue(step, steps)) return;
         bool finished = step == steps;
-        if (!finished && step % _every != 0) return;
         var plan = Tensors(parameters, finished ? null : m, finished ? null : v, curves, step);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         foreach (var t in plan) hash.AppendData(t.Bytes);

@@ -1,3 +1,5 @@
+using TaskMerge.Engine.Tensors;
+
 namespace TaskMerge.Engine.Models;
 
 /// <summary>Learning-rate schedule of RI's AdamW (<c>ri_lr_schedule</c>), each with an optional linear warmup.</summary>
@@ -51,28 +53,20 @@ internal static class RiLearningRate
 internal static class RiGradClip
 {
     /// <summary>
-    /// Returns the total L2 norm of <paramref name="grads"/> (float64 sums, in the given order) and,
-    /// when <paramref name="maxNorm"/> &gt; 0 and the coefficient is below 1, scales them in place.
+    /// Returns the total L2 norm of <paramref name="grads"/> (float64 sums on <paramref name="backend"/>)
+    /// and, when <paramref name="maxNorm"/> &gt; 0 and the coefficient is below 1, scales them in place.
     /// </summary>
-    public static double Apply(IEnumerable<float[]> grads, double maxNorm)
+    public static double Apply(IBackend backend, IEnumerable<Tensor> grads, double maxNorm)
     {
-        var list = grads as IReadOnlyList<float[]> ?? [.. grads];
+        var list = grads as IReadOnlyList<Tensor> ?? [.. grads];
         double sq = 0;
-        foreach (var g in list)
-        {
-            double s = 0;
-            foreach (float v in g) s += (double)v * v;
-            sq += s;
-        }
+        foreach (var g in list) sq += backend.SumSquares(g);
         double norm = Math.Sqrt(sq);
         if (maxNorm > 0)
         {
             double coef = maxNorm / (norm + 1e-6);
             if (coef < 1)
-            {
-                float f = (float)coef;
-                foreach (var g in list) System.Numerics.Tensors.TensorPrimitives.Multiply(g, f, g);
-            }
+                foreach (var g in list) backend.Scale(g, (float)coef, g);
         }
         return norm;
     }

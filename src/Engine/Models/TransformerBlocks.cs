@@ -50,24 +50,35 @@ internal sealed class Norm(Tensor gamma, Tensor beta, float eps) : IDisposable
 
 /// <summary>
 /// Scratch tensors of one encoder forward over <c>batch</c> sequences of <c>seq</c> tokens,
-/// allocated once and reused by every layer.
+/// allocated once and reused by every layer; or, for training, a per-layer view whose attention
+/// tensors are that layer's saved activations.
 /// </summary>
 internal sealed class EncoderWorkspace : IDisposable
 {
+    private readonly bool _owns;
+
+    /// <summary>
+    /// Allocates every tensor; <see cref="Dispose"/> releases them. The per-head context overwrites
+    /// the query heads, which inference no longer needs by then.
+    /// </summary>
     public EncoderWorkspace(IBackend be, int batch, int seq, int width, int heads, int intermediate)
+        : this(batch, seq, heads, be.Empty(batch * seq, width), be.Empty(batch * seq, width), be.Empty(batch * seq, width),
+            be.Empty(batch * heads, seq, width / heads), be.Empty(batch * heads, seq, width / heads), be.Empty(batch * heads, seq, width / heads),
+            be.Empty(batch * heads, seq, seq), context: null, be.Empty(batch * seq, width), be.Empty(batch * seq, width), be.Empty(batch * seq, intermediate), owns: true)
     {
-        int rows = batch * seq, d = width / heads;
-        (Batch, Seq, Heads) = (batch, seq, heads);
-        Q = be.Empty(rows, width);
-        K = be.Empty(rows, width);
-        V = be.Empty(rows, width);
-        Qh = be.Empty(batch * heads, seq, d);
-        Kh = be.Empty(batch * heads, seq, d);
-        Vh = be.Empty(batch * heads, seq, d);
-        Scores = be.Empty(batch * heads, seq, seq);
-        Tmp = be.Empty(rows, width);
-        Tmp2 = be.Empty(rows, width);
-        Mlp = be.Empty(rows, intermediate);
+    }
+
+    /// <summary>
+    /// A view over tensors owned elsewhere (<see cref="Dispose"/> leaves them alone): Q [B·T, W] ends
+    /// holding the merged attention context, Qh/Kh/Vh [B·H, T, D] the heads and Scores [B·H, T, T]
+    /// the attention probabilities; the per-head context goes to <paramref name="context"/>
+    /// [B·H, T, D] (null: over Qh).
+    /// </summary>
+    public EncoderWorkspace(int batch, int seq, int heads, Tensor q, Tensor k, Tensor v, Tensor qh, Tensor kh, Tensor vh, Tensor scores,
+        Tensor? context, Tensor tmp, Tensor tmp2, Tensor mlp, bool owns = false)
+    {
+        (Batch, Seq, Heads, _owns) = (batch, seq, heads, owns);
+        (Q, K, V, Qh, Kh, Vh, Scores, Context, Tmp, Tmp2, Mlp) = (q, k, v, qh, kh, vh, scores, context ?? qh, tmp, tmp2, mlp);
     }
 
     public int Batch { get; }
@@ -80,12 +91,14 @@ internal sealed class EncoderWorkspace : IDisposable
     public Tensor Kh { get; }
     public Tensor Vh { get; }
     public Tensor Scores { get; }
+    public Tensor Context { get; }
     public Tensor Tmp { get; }
     public Tensor Tmp2 { get; }
     public Tensor Mlp { get; }
 
     public void Dispose()
     {
+        if (!_owns) return;
         foreach (var t in new[] { Q, K, V, Qh, Kh, Vh, Scores, Tmp, Tmp2, Mlp }) t.Dispose();
     }
 }
@@ -108,8 +121,8 @@ internal sealed class SelfAttention(Linear q, Linear k, Linear v, Linear o, int 
         int d = ws.Qh.Shape[2];
         be.GemmStridedBatched(ws.Qh, false, ws.Kh, true, ws.Scores);
         be.SoftmaxRows(ws.Scores, ws.Scores, (float)(1.0 / Math.Sqrt(d)), maskBias, heads * ws.Seq);
-        be.GemmStridedBatched(ws.Scores, false, ws.Vh, false, ws.Qh);
-        be.MergeHeads(ws.Qh, ws.Q, heads);
+        be.GemmStridedBatched(ws.Scores, false, ws.Vh, false, ws.Context);
+        be.MergeHeads(ws.Context, ws.Q, heads);
         o.Forward(be, ws.Q, output);
     }
 
@@ -126,12 +139,27 @@ internal sealed class SelfAttention(Linear q, Linear k, Linear v, Linear o, int 
 /// <summary>Applies a config's MLP activation through the backend.</summary>
 internal static class Activations
 {
-    public static void Apply(IBackend be, Activation act, Tensor x)
+    /// <summary>x ← act(x).</summary>
+    public static void Apply(IBackend be, Activation act, Tensor x) => Apply(be, act, x, x);
+
+    /// <summary>dst ← act(x); dst may be x.</summary>
+    public static void Apply(IBackend be, Activation act, Tensor x, Tensor dst)
     {
         switch (act)
         {
-            case Activation.Gelu: be.Gelu(x, x); break;
-            case Activation.QuickGelu: be.QuickGelu(x, x); break;
+            case Activation.Gelu: be.Gelu(x, dst); break;
+            case Activation.QuickGelu: be.QuickGelu(x, dst); break;
+            default: throw new ArgumentOutOfRangeException(nameof(act), act, null);
+        }
+    }
+
+    /// <summary>dx ← dy ⊙ act′(x) for the forward's input x; dx may be dy.</summary>
+    public static void Backward(IBackend be, Activation act, Tensor x, Tensor dy, Tensor dx)
+    {
+        switch (act)
+        {
+            case Activation.Gelu: be.GeluBackward(x, dy, dx); break;
+            case Activation.QuickGelu: be.QuickGeluBackward(x, dy, dx); break;
             default: throw new ArgumentOutOfRangeException(nameof(act), act, null);
         }
     }

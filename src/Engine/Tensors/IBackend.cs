@@ -207,6 +207,13 @@ public interface IBackend : IDisposable
     void GatherRows(Tensor table, ReadOnlySpan<int> rows, Tensor dst);
 
     /// <summary>
+    /// The adjoint of <see cref="GatherRows"/> (CLS-pooling backward, adding one row into a table):
+    /// dst[rows[i], :] += src[i, :] for a 2-D dst; src holds rows.Length rows of dst.Cols values
+    /// (a 1-D src is one row). Indices must be distinct and in range, else it throws.
+    /// </summary>
+    void ScatterAddRows(Tensor src, ReadOnlySpan<int> rows, Tensor dst);
+
+    /// <summary>
     /// Patch extraction for a stride-P convolution with a P×P kernel (ViT patch embedding as a GEMM):
     /// images [B, C, H, W] → dst [B·(lead + gh·gw), C·P·P] with gh = ⌊H/P⌋, gw = ⌊W/P⌋; each image's
     /// rows are <paramref name="leadingRows"/> zero rows (the class-token slot) and then its patches in
@@ -223,6 +230,14 @@ public interface IBackend : IDisposable
     /// dx̂ = dy⊙γ; dγ += Σ_rows dy⊙x̂; dβ += Σ_rows dy. All three outputs ACCUMULATE.
     /// </summary>
     void LayerNormBackward(Tensor dy, Tensor x, Tensor gamma, float eps, Tensor dx, Tensor dgamma, Tensor dbeta);
+
+    /// <summary>
+    /// The adjoint of <see cref="AddRowVector"/> with respect to its rows (bias, position-embedding
+    /// gradients): dRows[q, :] += Σ_{r mod p = q} dy[r, :], where dy holds rows of n values and
+    /// <paramref name="dRows"/> is [n] (p = 1) or [p, n]. The sums run over r ascending in float64;
+    /// the result ACCUMULATES.
+    /// </summary>
+    void AddRowVectorBackward(Tensor dy, Tensor dRows);
 
     /// <summary>dx ← dy ⊙ GELU′(x) for the exact GELU (x the forward's input). dx may be dy.</summary>
     void GeluBackward(Tensor x, Tensor dy, Tensor dx);

@@ -133,6 +133,21 @@ internal static class OpShapes
         return n;
     }
 
+    /// <summary>Checks a <see cref="IBackend.ScatterAddRows"/> call (distinct, in-range indices); returns the row length.</summary>
+    public static int Scatter(Tensor src, ReadOnlySpan<int> rows, Tensor dst)
+    {
+        if (dst.Rank != 2) throw new ArgumentException($"scatter-add-rows: dst must be 2-D, got {dst}");
+        int n = dst.Cols, count = dst.Rows;
+        if (src.Length != (long)rows.Length * n) throw new ArgumentException($"scatter-add-rows: src {src} does not hold {rows.Length} rows of {n}");
+        var seen = new HashSet<int>(rows.Length);
+        foreach (int r in rows)
+        {
+            if ((uint)r >= (uint)count) throw new ArgumentOutOfRangeException(nameof(rows), $"scatter-add-rows: row index {r} outside table of {count} rows");
+            if (!seen.Add(r)) throw new ArgumentException($"scatter-add-rows: row index {r} appears twice");
+        }
+        return n;
+    }
+
     /// <summary>Validates a patch extraction of <paramref name="images"/> [B, C, H, W] into <paramref name="dst"/>.</summary>
     public static PatchShape Patchify(Tensor images, int patch, int leadingRows, Tensor dst)
     {

@@ -136,6 +136,10 @@ public class RiMergeTests
         (code, _, stderr) = CliRunner.Run("ri", Path.Combine(dir, "plain.yml"), TestPaths.NewTempDir());
         Assert.Equal(2, code);
         Assert.Contains("merge_method must be ri", stderr);
+
+        (code, _, stderr) = CliRunner.Run("ri", cfg, TestPaths.NewTempDir(), "--device", "tpu");
+        Assert.Equal(2, code);
+        Assert.Contains("--device 'tpu'", stderr);
     }
 
     [Fact]
@@ -143,8 +147,9 @@ public class RiMergeTests
     {
         string dir = TestPaths.NewTempDir(), adaptedDir = TestPaths.NewTempDir(), riOut = TestPaths.NewTempDir(), taOut = TestPaths.NewTempDir();
         string cfg = WriteZoo(dir, "task_arithmetic");
-        var (code, stdout, stderr) = CliRunner.Run("ri", cfg, adaptedDir, "--quiet");
+        var (code, stdout, stderr) = CliRunner.Run("ri", cfg, adaptedDir, "--device", "cpu");
         Assert.True(code == 0, stderr + stdout);
+        Assert.Contains("device cpu", stdout);
         (code, stdout, stderr) = CliRunner.Run("merge", cfg, riOut, "--device", "cpu");
         Assert.True(code == 0, stderr + stdout);
         string ta = Path.Combine(dir, "ta.yml");

@@ -8,9 +8,9 @@ using TaskMerge.Kernels;
 namespace TaskMerge.Engine.Tests.Kernels;
 
 /// <summary>
-/// The backward ops of <see cref="IBackend"/>: the CPU backend against the finite-difference-checked
-/// <see cref="ClipVisionBackward"/> ops, and every backward kernel of <see cref="NnKernels"/> on
-/// ILGPU's CPU accelerator against the CPU backend.
+/// Every backward kernel of <see cref="NnKernels"/> on ILGPU's CPU accelerator against the CPU
+/// backend (whose ops are checked against float64 finite differences in
+/// <see cref="Models.ClipVisionBackwardTests"/>).
 /// </summary>
 public sealed class NnBackwardKernelTests(IlgpuCpuAccelerator fixture) : IClassFixture<IlgpuCpuAccelerator>
 {
@@ -41,51 +41,6 @@ public sealed class NnBackwardKernelTests(IlgpuCpuAccelerator fixture) : IClassF
         using var dbt = _cpu.FromHost((float[])db0.Clone(), Cols);
         _cpu.LayerNormBackward(dyt, xt, gt, Eps, dxt, dgt, dbt);
         return (dxt.ToArray(), dgt.ToArray(), dbt.ToArray());
-    }
-
-    [Fact]
-    public void CpuLayerNormBackwardMatchesTheCheckedOpAndAccumulates()
-    {
-        float[] x = Values(Rows * Cols, 1, 2, 0.3), g = Values(Cols, 2, 0.2, 1), b = Values(Cols, 3), dy = Values(Rows * Cols, 4);
-        float[] dx0 = Values(Rows * Cols, 5), dg0 = Values(Cols, 6), db0 = Values(Cols, 7);
-        var (dx, dg, db) = CpuLayerNormBackward(x, g, dy, dx0, dg0, db0);
-        float[] y = new float[x.Length], mean = new float[Rows], rstd = new float[Rows];
-        ClipVisionBackward.LayerNormForward(x, Rows, Cols, g, b, Eps, y, mean, rstd, 1);
-        float[] ex = (float[])dx0.Clone(), eg = (float[])dg0.Clone(), eb = (float[])db0.Clone();
-        ClipVisionBackward.LayerNormBackward(dy, x, mean, rstd, g, Rows, Cols, ex, eg, eb, 1);
-        AssertClose(ex, dx, 1e-6, "dx");
-        AssertClose(eg, dg, 1e-6, "dgamma");
-        AssertClose(eb, db, 1e-6, "dbeta");
-    }
-
-    [Fact]
-    public void CpuActivationAndSoftmaxBackwardMatchTheCheckedOps()
-    {
-        float[] x = Values(300, 8, 3), dy = Values(300, 9);
-        foreach (var (act, op) in new (Activation, Action<Tensor, Tensor, Tensor>)[] { (Activation.Gelu, _cpu.GeluBackward), (Activation.QuickGelu, _cpu.QuickGeluBackward) })
-        {
-            var expected = new float[x.Length];
-            ClipVisionBackward.ActivationBackward(act, x, dy, expected, 1);
-            using var xt = _cpu.FromHost((float[])x.Clone(), 300);
-            using var dyt = _cpu.FromHost((float[])dy.Clone(), 300);
-            using var dxt = _cpu.Empty(300);
-            op(xt, dyt, dxt);
-            AssertClose(expected, dxt.ToArray(), 0, act.ToString());
-        }
-
-        const int rows = 12, n = 25;
-        const float scale = 0.4f;
-        float[] logits = Values(rows * n, 10, 2), g = Values(rows * n, 11);
-        float[] y = new float[rows * n], want = new float[rows * n];
-        for (int r = 0; r < rows; r++)
-        {
-            ClipVisionBackward.SoftmaxForward(logits.AsSpan(r * n, n), scale, y.AsSpan(r * n, n));
-            ClipVisionBackward.SoftmaxBackward(y.AsSpan(r * n, n), g.AsSpan(r * n, n), scale, want.AsSpan(r * n, n));
-        }
-        using var yt = _cpu.FromHost((float[])y.Clone(), rows, n);
-        using var gt = _cpu.FromHost((float[])g.Clone(), rows, n);
-        _cpu.SoftmaxRowsBackward(yt, gt, gt, scale);   // in place: dx may be dy
-        AssertClose(want, gt.ToArray(), 0, "softmax-backward");
     }
 
     [Fact]
@@ -136,9 +91,10 @@ public sealed class NnBackwardKernelTests(IlgpuCpuAccelerator fixture) : IClassF
 
         const int rows = 9, n = 17;
         const float scale = 0.125f;
-        float[] y = new float[rows * n], g = Values(rows * n, 20), logits = Values(rows * n, 21, 2);
-        for (int r = 0; r < rows; r++) ClipVisionBackward.SoftmaxForward(logits.AsSpan(r * n, n), scale, y.AsSpan(r * n, n));
-        using var yt = _cpu.FromHost((float[])y.Clone(), rows, n);
+        float[] g = Values(rows * n, 20), logits = Values(rows * n, 21, 2);
+        using var yt = _cpu.FromHost((float[])logits.Clone(), rows, n);
+        _cpu.SoftmaxRows(yt, yt, scale);
+        var y = yt.ToArray();
         using var gt = _cpu.FromHost((float[])g.Clone(), rows, n);
         using var ot = _cpu.Empty(rows, n);
         _cpu.SoftmaxRowsBackward(yt, gt, ot, scale);
@@ -148,6 +104,40 @@ public sealed class NnBackwardKernelTests(IlgpuCpuAccelerator fixture) : IClassF
         _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(NnKernels.SoftmaxRowsBackward)(
             rows, yd.View, gd.View, od.View, n, scale);
         AssertClose(ot.ToArray(), od.GetAsArray1D(), 1e-6, "softmax-backward");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(6)]
+    public void AddRowVectorBackwardKernelMatchesCpu(int period)
+    {
+        const int rows = 23, n = 9;
+        float[] dy = Values(rows * n, 22 + period), start = Values(period * n, 23);
+        using var dyt = _cpu.FromHost((float[])dy.Clone(), rows, n);
+        using var drt = _cpu.FromHost((float[])start.Clone(), period, n);
+        _cpu.AddRowVectorBackward(dyt, drt);
+        using var dyd = _acc.Allocate1D(dy);
+        using var drd = _acc.Allocate1D(start);
+        _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(NnKernels.AddRowVectorBackward)(
+            period * n, dyd.View, drd.View, n, period, rows);
+        AssertClose(drt.ToArray(), drd.GetAsArray1D(), 0, "add-row-vector-backward");
+    }
+
+    [Fact]
+    public void ScatterAddRowsKernelMatchesCpu()
+    {
+        const int tableRows = 11, n = 6;
+        int[] rows = [10, 3, 0, 5];
+        float[] src = Values(rows.Length * n, 24), table = Values(tableRows * n, 25);
+        using var st = _cpu.FromHost((float[])src.Clone(), rows.Length, n);
+        using var tt = _cpu.FromHost((float[])table.Clone(), tableRows, n);
+        _cpu.ScatterAddRows(st, rows, tt);
+        using var sd = _acc.Allocate1D(src);
+        using var rd = _acc.Allocate1D(rows);
+        using var td = _acc.Allocate1D(table);
+        _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(NnKernels.ScatterAddRows)(
+            src.Length, sd.View, rd.View, td.View, n);
+        AssertClose(tt.ToArray(), td.GetAsArray1D(), 0, "scatter-add-rows");
     }
 }
 
@@ -204,5 +194,25 @@ public sealed class IlgpuBackwardOpTests(IlgpuCpuFixture fixture)
             be.SoftmaxRowsBackward(yt, dyt, dyt, 0.5f);
             return dyt.ToArray();
         }, 1e-6, "softmax-backward");
+        OnBoth(be =>
+        {
+            using var dyt = be.FromHost((float[])dy.Clone(), rows, n);
+            using var bias = be.FromHost((float[])dg0.Clone(), n);
+            using var pos = be.FromHost(Values(4 * n, 7), 4, n);
+            be.AddRowVectorBackward(dyt, bias);
+            be.AddRowVectorBackward(dyt, pos);
+            return [.. bias.ToArray(), .. pos.ToArray()];
+        }, 1e-7, "add-row-vector-backward");
+        OnBoth(be =>
+        {
+            using var src = be.FromHost(Values(3 * n, 8), 3, n);
+            using var one = be.FromHost(Values(n, 9), n);
+            using var table = be.FromHost((float[])x.Clone(), rows, n);
+            be.ScatterAddRows(src, [4, 10, 0], table);
+            be.ScatterAddRows(one, [7], table);
+            Assert.Throws<ArgumentException>(() => be.ScatterAddRows(src, [4, 4, 0], table));
+            Assert.Throws<ArgumentOutOfRangeException>(() => be.ScatterAddRows(src, [4, rows, 0], table));
+            return table.ToArray();
+        }, 0, "scatter-add-rows");
     }
 }

@@ -7,6 +7,8 @@ namespace TaskMerge.Engine.Tests.Models;
 /// <summary>Resumable RI runs (<see cref="RiCheckpointStore"/>): interrupted + resumed = uninterrupted, byte for byte.</summary>
 public sealed class RiCheckpointTests
 {
+    private static readonly TaskMerge.Engine.Tensors.Cpu.CpuBackend Cpu = new(2);
+
     private static readonly TinyModels.ClipShape Shape = new(Layers: 1);
 
     // 10 aux images in batches of 4: batches span passes, so the replayed batch order matters.
@@ -31,7 +33,7 @@ public sealed class RiCheckpointTests
         public RiCheckpointStore Store(int every = 2) => new(Dir["ckpt"], every, Warnings.Add, Notes.Add);
 
         public RiResult Run(RiOptions o, RiRunHooks? hooks = null, int expert = 1) =>
-            RiTrainer.Adapt(Config, Pre, Experts[expert], Heads, expert, Aux, o, hooks);
+            RiTrainer.Adapt(Cpu, Config, Pre, Experts[expert], Heads, expert, Aux, o, hooks);
 
         public void Dispose()
         {

@@ -6,6 +6,8 @@ namespace TaskMerge.Engine.Tests.Models;
 /// <summary>RI's learning-rate schedules and gradient clipping against float64 references of torch/transformers' formulas.</summary>
 public sealed class RiScheduleTests
 {
+    private static readonly TaskMerge.Engine.Tensors.Cpu.CpuBackend Cpu = new(2);
+
     private static readonly TinyModels.ClipShape Shape = new(Layers: 1);
 
     /// <summary>transformers' lr_lambda(current_step) for the three schedules, as written in optimization.py.</summary>
@@ -73,7 +75,7 @@ public sealed class RiScheduleTests
         float[][] grads = [TinyModels.Random(rng, 37, 0.3 * scale), TinyModels.Random(rng, 5, scale), TinyModels.Random(rng, 64, 0.05 * scale)];
         var (total, clipped) = ClipReference(grads, maxNorm);
         var copy = grads.Select(g => (float[])g.Clone()).ToArray();
-        double norm = RiGradClip.Apply(copy, maxNorm);
+        double norm = ClipOnBackend(copy, maxNorm);
         Assert.Equal(total, norm, 1e-12 * total);
         for (int i = 0; i < grads.Length; i++)
             for (int j = 0; j < grads[i].Length; j++) Assert.Equal(clipped[i][j], copy[i][j], 1e-6 * Math.Abs(clipped[i][j]) + 1e-12);
@@ -81,11 +83,21 @@ public sealed class RiScheduleTests
         else Assert.Equal(maxNorm * total / (total + 1e-6), Math.Sqrt(copy.Sum(g => g.Sum(v => (double)v * v))), 1e-5 * maxNorm);
     }
 
+    private static double ClipOnBackend(float[][] grads, double maxNorm)
+    {
+        using var backend = new TaskMerge.Engine.Tensors.Cpu.CpuBackend(1);
+        var tensors = grads.Select(g => backend.FromHost(g, g.Length)).ToArray();
+        double norm = RiGradClip.Apply(backend, tensors, maxNorm);
+        for (int i = 0; i < grads.Length; i++) tensors[i].ToArray().CopyTo(grads[i], 0);
+        foreach (var t in tensors) t.Dispose();
+        return norm;
+    }
+
     [Fact]
     public void Grad_clip_zero_is_off_and_still_reports_the_norm()
     {
         float[][] grads = [[3f, 0f], [4f]];
-        Assert.Equal(5.0, RiGradClip.Apply(grads, 0), 15);
+        Assert.Equal(5.0, ClipOnBackend(grads, 0), 15);
         Assert.Equal([3f, 0f], grads[0]);
         Assert.Equal([4f], grads[1]);
     }
@@ -97,17 +109,17 @@ public sealed class RiScheduleTests
         var (pre, experts, heads) = RiTrainerTests.Zoo(Shape);
         using var aux = RiAuxImages.InMemory(ClipVisionParityTests.Pixels(12, Shape, 5), 12);
         var o = new RiOptions { LearningRate = 1e-3f, Steps = 6, BatchSize = 4, Seed = 2, Threads = 1 };
-        var constant = RiTrainer.Adapt(config, pre, experts[0], heads, 0, aux, o);
+        var constant = RiTrainer.Adapt(Cpu, config, pre, experts[0], heads, 0, aux, o);
         Assert.All(constant.LearningRate, lr => Assert.Equal((double)1e-3f, lr));
 
-        var cosine = RiTrainer.Adapt(config, pre, experts[0], heads, 0, aux, o with { LrSchedule = RiLrSchedule.Cosine, WarmupSteps = 2 });
+        var cosine = RiTrainer.Adapt(Cpu, config, pre, experts[0], heads, 0, aux, o with { LrSchedule = RiLrSchedule.Cosine, WarmupSteps = 2 });
         for (int s = 1; s <= 6; s++) Assert.Equal((double)1e-3f * TransformersLambda("cosine", s - 1, 2, 6), cosine.LearningRate[s - 1], 1e-18);
         // Same batches and weights before step 1; the first two steps differ only by the rate.
         Assert.Equal(constant.Loss[0], cosine.Loss[0]);
         Assert.NotEqual(constant.Adapted["visual_projection.weight"], cosine.Adapted["visual_projection.weight"]);
 
         // Warmup starts at lr 0: one step leaves the expert exactly as it was (AdamW decay is lr·wd).
-        var warm = RiTrainer.Adapt(config, pre, experts[0], heads, 0, aux, o with { Steps = 1, WarmupSteps = 1 });
+        var warm = RiTrainer.Adapt(Cpu, config, pre, experts[0], heads, 0, aux, o with { Steps = 1, WarmupSteps = 1 });
         foreach (var (name, v) in experts[0]) Assert.Equal(v, warm.Adapted[name]);
     }
 
@@ -118,15 +130,15 @@ public sealed class RiScheduleTests
         var (pre, experts, heads) = RiTrainerTests.Zoo(Shape);
         using var aux = RiAuxImages.InMemory(ClipVisionParityTests.Pixels(12, Shape, 5), 12);
         var o = new RiOptions { LearningRate = 1e-3f, Steps = 4, BatchSize = 4, Seed = 2, Threads = 1 };
-        var free = RiTrainer.Adapt(config, pre, experts[1], heads, 1, aux, o);
+        var free = RiTrainer.Adapt(Cpu, config, pre, experts[1], heads, 1, aux, o);
         Assert.All(free.GradNorm, g => Assert.True(g > 0 && double.IsFinite(g)));
 
-        var loose = RiTrainer.Adapt(config, pre, experts[1], heads, 1, aux, o with { GradClip = 1e6 });
+        var loose = RiTrainer.Adapt(Cpu, config, pre, experts[1], heads, 1, aux, o with { GradClip = 1e6 });
         Assert.Equal(free.Loss, loose.Loss);
         foreach (var (name, v) in free.Adapted) Assert.Equal(v, loose.Adapted[name]);
 
         // Clipping to ~1e-9 of the norm shrinks gradients below Adam's eps, so the weights barely move.
-        var tight = RiTrainer.Adapt(config, pre, experts[1], heads, 1, aux, o with { GradClip = 1e-9 * free.GradNorm[0] });
+        var tight = RiTrainer.Adapt(Cpu, config, pre, experts[1], heads, 1, aux, o with { GradClip = 1e-9 * free.GradNorm[0] });
         Assert.Equal(free.GradNorm[0], tight.GradNorm[0]);
         double Moved(RiResult r) => experts[1].Max(kv => kv.Value.Zip(r.Adapted[kv.Key], (a, b) => Math.Abs(a - b)).Max());
         Assert.True(Moved(tight) < 0.1 * Moved(free), $"moved {Moved(tight):E3} with clipping vs {Moved(free):E3} without");

@@ -6,6 +6,8 @@ namespace TaskMerge.Engine.Tests.Models;
 /// <summary>Teacher-embedding caching (<see cref="RiTeacherCache"/>): same bytes, fewer teacher forwards.</summary>
 public sealed class RiTeacherCacheTests
 {
+    private static readonly TaskMerge.Engine.Tensors.Cpu.CpuBackend Cpu = new(2);
+
     private static readonly TinyModels.ClipShape Shape = new(Layers: 1);
 
     private static void AssertSame(RiResult a, RiResult b)
@@ -24,8 +26,8 @@ public sealed class RiTeacherCacheTests
         var (pre, experts, heads) = RiTrainerTests.Zoo(Shape);
         using var aux = RiAuxImages.InMemory(ClipVisionParityTests.Pixels(count, Shape, 8), count);
         var o = new RiOptions { LearningRate = 1e-3f, Steps = 8, BatchSize = batch, Seed = 6, Threads = 2 };
-        var uncached = RiTrainer.Adapt(config, pre, experts[0], heads, 0, aux, o with { CacheTeachers = false });
-        var cached = RiTrainer.Adapt(config, pre, experts[0], heads, 0, aux, o);
+        var uncached = RiTrainer.Adapt(Cpu, config, pre, experts[0], heads, 0, aux, o with { CacheTeachers = false });
+        var cached = RiTrainer.Adapt(Cpu, config, pre, experts[0], heads, 0, aux, o);
         AssertSame(uncached, cached);
         Assert.Equal(2L * o.Steps * batch, uncached.TeacherImagesForwarded);
         Assert.True(cached.TeacherImagesForwarded < uncached.TeacherImagesForwarded / 2,
@@ -43,12 +45,12 @@ public sealed class RiTeacherCacheTests
         using var aux = RiAuxImages.InMemory(ClipVisionParityTests.Pixels(count, Shape, 9), count);
         var o = new RiOptions { LearningRate = 1e-3f, Steps = 4, BatchSize = 4, Seed = 1, Threads = 2 };
         var shared = new RiTeacherCache(count, Shape.Projection);
-        var first = RiTrainer.Adapt(config, pre, experts[0], heads, 0, aux, o, new RiRunHooks { PretrainedCache = shared });
+        var first = RiTrainer.Adapt(Cpu, config, pre, experts[0], heads, 0, aux, o, new RiRunHooks { PretrainedCache = shared });
         Assert.Equal(count, shared.ImagesForwarded);
-        var second = RiTrainer.Adapt(config, pre, experts[1], heads, 1, aux, o, new RiRunHooks { PretrainedCache = shared });
+        var second = RiTrainer.Adapt(Cpu, config, pre, experts[1], heads, 1, aux, o, new RiRunHooks { PretrainedCache = shared });
         Assert.Equal(count, shared.ImagesForwarded);
         Assert.Equal(count, second.TeacherImagesForwarded);  // the expert teacher only
-        AssertSame(RiTrainer.Adapt(config, pre, experts[1], heads, 1, aux, o with { CacheTeachers = false }), second);
+        AssertSame(RiTrainer.Adapt(Cpu, config, pre, experts[1], heads, 1, aux, o with { CacheTeachers = false }), second);
         Assert.Equal(2L * count, first.TeacherImagesForwarded);
     }
 

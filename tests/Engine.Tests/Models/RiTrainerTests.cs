@@ -10,6 +10,8 @@ public sealed class RiTrainerTests
 
     private static readonly TinyModels.ClipShape Shape = new(Layers: 1);
 
+    private static readonly TaskMerge.Engine.Tensors.Cpu.CpuBackend Cpu = new(2);
+
     internal static ClipVisionConfig Config(TinyModels.ClipShape s) => new()
     {
         HiddenSize = s.Hidden, IntermediateSize = s.Intermediate, NumHiddenLayers = s.Layers, NumAttentionHeads = s.Heads,
@@ -41,13 +43,13 @@ public sealed class RiTrainerTests
         const int auxCount = 48, held = 32;
         using var aux = RiAuxImages.InMemory(ClipVisionParityTests.Pixels(auxCount, Shape, 11), auxCount);
         var options = new RiOptions { LearningRate = 2e-3f, Steps = 80, BatchSize = 8, Seed = 3, Threads = 2 };
-        var r = RiTrainer.Adapt(config, pre, experts[0], heads, 0, aux, options);
+        var r = RiTrainer.Adapt(Cpu, config, pre, experts[0], heads, 0, aux, options);
 
         Assert.Equal(80, r.Loss.Length);
         double first = r.Loss[..5].Average(), last = r.Loss[^5..].Average();
         var test = ClipVisionParityTests.Pixels(held, Shape, 99);
-        var before = RiTrainer.Evaluate(config, pre, experts[0], experts[0], heads, 0, test, held, 2);
-        var after = RiTrainer.Evaluate(config, pre, experts[0], r.Adapted, heads, 0, test, held, 2);
+        var before = RiTrainer.Evaluate(Cpu, config, pre, experts[0], experts[0], heads, 0, test, held);
+        var after = RiTrainer.Evaluate(Cpu, config, pre, experts[0], r.Adapted, heads, 0, test, held);
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"RI loss {first:E3} -> {last:E3}; held-out ξ(other heads) {before.InterferenceKl:E3} -> {after.InterferenceKl:E3}; own-head KL {after.TaskKl:E3}");
         Assert.True(last < 0.5 * first, $"RI loss {first:E3} -> {last:E3}");
@@ -65,12 +67,12 @@ public sealed class RiTrainerTests
         var (pre, experts, heads) = Zoo(Shape);
         const int auxCount = 48, held = 32;
         using var aux = RiAuxImages.InMemory(ClipVisionParityTests.Pixels(auxCount, Shape, 11), auxCount);
-        var r = RiTrainer.Adapt(config, pre, experts[2], heads, 2, aux,
+        var r = RiTrainer.Adapt(Cpu, config, pre, experts[2], heads, 2, aux,
             new RiOptions { LearningRate = 2e-3f, Steps = 60, BatchSize = 8, Seed = 4, Threads = 2, ReverseKl = true });
         double first = r.Loss[..5].Average(), last = r.Loss[^5..].Average();
         var test = ClipVisionParityTests.Pixels(held, Shape, 98);
-        var before = RiTrainer.Evaluate(config, pre, experts[2], experts[2], heads, 2, test, held, 2);
-        var after = RiTrainer.Evaluate(config, pre, experts[2], r.Adapted, heads, 2, test, held, 2);
+        var before = RiTrainer.Evaluate(Cpu, config, pre, experts[2], experts[2], heads, 2, test, held);
+        var after = RiTrainer.Evaluate(Cpu, config, pre, experts[2], r.Adapted, heads, 2, test, held);
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"reverse-KL RI loss {first:E3} -> {last:E3}; held-out ξ {before.InterferenceKl:E3} -> {after.InterferenceKl:E3}; own-head KL {after.TaskKl:E3}");
         Assert.True(last < 0.5 * first, $"RI loss {first:E3} -> {last:E3}");
@@ -84,9 +86,9 @@ public sealed class RiTrainerTests
         var (pre, experts, heads) = Zoo(Shape);
         using var aux = RiAuxImages.InMemory(ClipVisionParityTests.Pixels(10, Shape, 5), 10);
         var o = new RiOptions { LearningRate = 1e-3f, Steps = 4, BatchSize = 4, Seed = 9, Threads = 1, Temperature = 2 };
-        var a = RiTrainer.Adapt(config, pre, experts[1], heads, 1, aux, o);
-        var b = RiTrainer.Adapt(config, pre, experts[1], heads, 1, aux, o);
-        var c = RiTrainer.Adapt(config, pre, experts[1], heads, 1, aux, o with { Seed = 10 });
+        var a = RiTrainer.Adapt(Cpu, config, pre, experts[1], heads, 1, aux, o);
+        var b = RiTrainer.Adapt(Cpu, config, pre, experts[1], heads, 1, aux, o);
+        var c = RiTrainer.Adapt(Cpu, config, pre, experts[1], heads, 1, aux, o with { Seed = 10 });
         Assert.Equal(a.Loss, b.Loss);
         Assert.Equal(a.Adapted["visual_projection.weight"], b.Adapted["visual_projection.weight"]);
         Assert.NotEqual(a.Loss, c.Loss);

@@ -137,6 +137,18 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
+    public void ScatterAddRows(Tensor src, ReadOnlySpan<int> rows, Tensor dst)
+    {
+        int n = OpShapes.Scatter(src, rows, dst);
+        float[] s = Data(src), d = Data(dst);
+        for (int i = 0; i < rows.Length; i++)
+        {
+            var row = d.AsSpan(rows[i] * n, n);
+            TensorPrimitives.Add(row, s.AsSpan(i * n, n), row);
+        }
+    }
+
+    /// <inheritdoc />
     public void Patchify(Tensor images, int patch, int leadingRows, Tensor dst)
     {
         var s = OpShapes.Patchify(images, patch, leadingRows, dst);
@@ -197,6 +209,25 @@ public sealed partial class CpuBackend
             }
             dg[c] += (float)gs;
             db[c] += (float)bs;
+        });
+    }
+
+    /// <inheritdoc />
+    public void AddRowVectorBackward(Tensor dy, Tensor dRows)
+    {
+        var (n, period) = OpShapes.AddRowVector(dy, dRows, dy);
+        int rows = checked((int)(dy.Length / n));
+        float[] g = Data(dy), d = Data(dRows);
+        ForRows(period, q =>
+        {
+            var sum = new double[n];
+            for (int r = q; r < rows; r += period)
+            {
+                var row = g.AsSpan(r * n, n);
+                for (int c = 0; c < n; c++) sum[c] += row[c];
+            }
+            var o = d.AsSpan(q * n, n);
+            for (int c = 0; c < n; c++) o[c] += (float)sum[c];
         });
     }
 

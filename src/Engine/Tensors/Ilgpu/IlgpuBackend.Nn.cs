@@ -70,6 +70,16 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc />
+    public void ScatterAddRows(Tensor src, ReadOnlySpan<int> rows, Tensor dst)
+    {
+        int n = OpShapes.Scatter(src, rows, dst);
+        if (src.Length == 0) return;
+        using var indices = _accelerator.Allocate1D<int>(rows.Length);
+        indices.View.AsContiguous().CopyFromCPU<int, ArrayView<int>>(rows);
+        _kernels.ScatterAddRows(Count(src), View(src), indices.View, View(dst), n);
+    }
+
+    /// <inheritdoc />
     public void Patchify(Tensor images, int patch, int leadingRows, Tensor dst)
     {
         var s = OpShapes.Patchify(images, patch, leadingRows, dst);
@@ -84,6 +94,13 @@ public sealed partial class IlgpuBackend
         using var stats = Empty(2 * rows);
         _kernels.LayerNormBackwardRows(rows, View(dy), View(x), View(gamma), View(dx), View(stats), n, eps);
         _kernels.LayerNormBackwardColumns(n, View(dy), View(x), View(stats), View(dgamma), View(dbeta), rows, n);
+    }
+
+    /// <inheritdoc />
+    public void AddRowVectorBackward(Tensor dy, Tensor dRows)
+    {
+        var (n, period) = OpShapes.AddRowVector(dy, dRows, dy);
+        if (dRows.Length > 0) _kernels.AddRowVectorBackward(Count(dRows), View(dy), View(dRows), n, period, checked((int)(dy.Length / n)));
     }
 
     /// <inheritdoc />

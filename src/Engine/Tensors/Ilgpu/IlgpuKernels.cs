@@ -46,7 +46,8 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>? _softmaxRows;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchedGemmShape>? _batchedGemm;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, HeadShape>? _splitHeads, _mergeHeads;
-    private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _gatherRows;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _gatherRows, _scatterAddRows;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>? _addRowVectorBack;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, PatchShape>? _patchify;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>? _scaleColumns;
 
@@ -102,6 +103,8 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     public Action<Index1D, ArrayView<float>, ArrayView<float>, HeadShape> SplitHeads => Auto(ref _splitHeads, NnKernels.SplitHeads);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, HeadShape> MergeHeads => Auto(ref _mergeHeads, NnKernels.MergeHeads);
     public Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> GatherRows => Auto(ref _gatherRows, NnKernels.GatherRows);
+    public Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> ScatterAddRows => Auto(ref _scatterAddRows, NnKernels.ScatterAddRows);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> AddRowVectorBackward => Auto(ref _addRowVectorBack, NnKernels.AddRowVectorBackward);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, PatchShape> Patchify => Auto(ref _patchify, NnKernels.Patchify);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> ScaleColumns => Auto(ref _scaleColumns, MatrixKernels.ScaleColumns);
 
