@@ -245,9 +245,9 @@ public sealed partial class IlgpuBackend : IBackend
         SameLength(a, b);
         int chunks = ReduceKernels.ChunkCount(a.Length);
         if (chunks == 0) return 0;
-        var partials = Scratch(ref _doublePartials, chunks);
+        var partials = Scratch(ref _doublePartials, chunks + 1);
         _kernels.DotPartials(Groups(chunks), View(a), View(b), partials.View.SubView(0, chunks));
-        return SumInChunkOrder(partials, chunks);
+        return SumOfPartials(partials, chunks);
     }
 
     /// <inheritdoc />
@@ -332,11 +332,10 @@ public sealed partial class IlgpuBackend : IBackend
     {
         int chunks = ReduceKernels.ChunkCount(x.Length);
         if (chunks == 0) return 0f;
-        var partials = Scratch(ref _uintPartials, chunks);
+        var partials = Scratch(ref _uintPartials, chunks + 1);
         _kernels.MaxAbsBitsPartials(Groups(chunks), View(x), partials.View.SubView(0, chunks));
-        uint max = 0;
-        foreach (uint bits in ToHost(partials, chunks)) max = Math.Max(max, bits);
-        return BitConverter.UInt32BitsToSingle(max);
+        _kernels.MaxOfPartials(Groups(1), partials.View.SubView(0, chunks), partials.View.SubView(chunks, 1));
+        return BitConverter.UInt32BitsToSingle(Scalar(partials, chunks));
     }
 
     /// <inheritdoc />
@@ -551,16 +550,23 @@ public sealed partial class IlgpuBackend : IBackend
     {
         int chunks = ReduceKernels.ChunkCount(x.Length);
         if (chunks == 0) return 0;
-        var partials = Scratch(ref _doublePartials, chunks);
+        var partials = Scratch(ref _doublePartials, chunks + 1);
         kernel(Groups(chunks), View(x), partials.View.SubView(0, chunks));
-        return SumInChunkOrder(partials, chunks);
+        return SumOfPartials(partials, chunks);
     }
 
-    private static double SumInChunkOrder(MemoryBuffer1D<double, Stride1D.Dense> partials, int chunks)
+    /// <summary>Adds partials[0..chunks) on the device into partials[chunks] and downloads that one value.</summary>
+    private double SumOfPartials(MemoryBuffer1D<double, Stride1D.Dense> partials, int chunks)
     {
-        double s = 0;
-        foreach (double p in ToHost(partials, chunks)) s += p;
-        return s;
+        _kernels.SumOfPartials(Groups(1), partials.View.SubView(0, chunks), partials.View.SubView(chunks, 1));
+        return Scalar(partials, chunks);
+    }
+
+    private static T Scalar<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, int index) where T : unmanaged
+    {
+        T value = default;
+        buffer.AsArrayView<T>(index, 1).CopyToCPU(new Span<T>(ref value));
+        return value;
     }
 
     private void Ternary(Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> kernel, Tensor a, Tensor b, Tensor dst)

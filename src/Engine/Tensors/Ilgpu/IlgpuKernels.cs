@@ -23,6 +23,8 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<KernelConfig, ArrayView<float>, ArrayView<double>>? _sum, _sumAbs, _sumSquares;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<double>>? _dot;
     private Action<KernelConfig, ArrayView<float>, ArrayView<uint>>? _maxAbsBits;
+    private Action<KernelConfig, ArrayView<double>, ArrayView<double>>? _sumOfPartials;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<uint>>? _maxOfPartials;
     private Action<Index1D, ArrayView<float>, ArrayView<int>>? _highHistogram;
     private Action<Index1D, ArrayView<float>, uint, ArrayView<int>>? _lowHistogram;
     private Action<KernelConfig, ArrayView<float>, uint, ArrayView<int>>? _countTies, _keepAbove;
@@ -64,6 +66,8 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     public Action<KernelConfig, ArrayView<float>, ArrayView<double>> SumSquaresPartials => Grouped(ref _sumSquares, ReduceKernels.SumSquaresPartials);
     public Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<double>> DotPartials => Grouped(ref _dot, ReduceKernels.DotPartials);
     public Action<KernelConfig, ArrayView<float>, ArrayView<uint>> MaxAbsBitsPartials => Grouped(ref _maxAbsBits, ReduceKernels.MaxAbsBitsPartials);
+    public Action<KernelConfig, ArrayView<double>, ArrayView<double>> SumOfPartials => Grouped(ref _sumOfPartials, ReduceKernels.SumOfPartials);
+    public Action<KernelConfig, ArrayView<uint>, ArrayView<uint>> MaxOfPartials => Grouped(ref _maxOfPartials, ReduceKernels.MaxOfPartials);
 
     public Action<Index1D, ArrayView<float>, ArrayView<int>> HighDigitHistogram => Auto(ref _highHistogram, SelectKernels.HighDigitHistogram);
     public Action<Index1D, ArrayView<float>, uint, ArrayView<int>> LowDigitHistogram => Auto(ref _lowHistogram, SelectKernels.LowDigitHistogram);
