@@ -1,12 +1,14 @@
 using System.Diagnostics;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
+using TaskMerge.Engine.Methods;
 using TaskMerge.Engine.Native;
 using TaskMerge.Engine.Optim;
 using TaskMerge.Engine.Tensors;
 using TaskMerge.Engine.Tensors.Cpu;
 using TaskMerge.Engine.Tensors.Ilgpu;
 using Xunit;
+using TaskMerge.Engine.Tests.Kernels;
 using static TaskMerge.Engine.Tests.Kernels.BackendParity;
 
 namespace TaskMerge.Engine.Tests.Gpu;
@@ -45,8 +47,95 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
     public void NamesTheDeviceAndTheMatrixEngine()
     {
         var gpu = fixture.Require();
-        output.WriteLine($"{gpu.Name}; matrix ops: {gpu.MatrixEngine}");
+        output.WriteLine($"{gpu.Name}; matrix ops: {gpu.MatrixEngine}; factorisations: {gpu.LinearAlgebraEngine}");
         Assert.Matches(@"^cuda:0 \(.+, [0-9.]+ GiB\)$", gpu.Name);
+    }
+
+    [Fact]
+    public void FactorisationsRunOnCusolverInFloat64()
+    {
+        var gpu = fixture.Require();
+        Assert.True(gpu.LinearAlgebraEngine.StartsWith("cuSOLVER (", StringComparison.Ordinal), gpu.LinearAlgebraEngine);
+        Assert.EndsWith("float64", gpu.LinearAlgebraEngine);
+    }
+
+    [Theory]
+    [InlineData(768, 768)]
+    [InlineData(3072, 768)]
+    [InlineData(768, 3072)]
+    [InlineData(50, 768)]
+    public void SvdOfVitShapesMatchesCpu(int m, int n)
+    {
+        var gpu = fixture.Require();
+        var a = Decompositions.Gaussian(m, n, m + n);
+        var cpu = Decompositions.Svd(_cpu, a, m, n);
+        var sw = Stopwatch.StartNew();
+        var device = Decompositions.Svd(gpu, a, m, n);
+        output.WriteLine($"svd {m}x{n} on {gpu.LinearAlgebraEngine}: {sw.Elapsed.TotalMilliseconds:F1} ms (first call includes compilation)");
+        Decompositions.AssertSvdMatches(cpu, device, a, m, n, 1e-5);
+    }
+
+    [Theory]
+    [InlineData(768)]
+    [InlineData(3072)]
+    public void SymmetricEigenMatchesCpu(int n)
+    {
+        var gpu = fixture.Require();
+        var a = Decompositions.Symmetric(n, n);
+        var cpu = Decompositions.Eigen(_cpu, a, n);
+        var sw = Stopwatch.StartNew();
+        var device = Decompositions.Eigen(gpu, a, n);
+        output.WriteLine($"syevd {n}: {sw.Elapsed.TotalMilliseconds:F1} ms");
+        Decompositions.AssertEigenMatches(cpu, device, n, 1e-5);
+    }
+
+    [Fact]
+    public void CholeskySolveOf768With3072RowsMatchesCpu()
+    {
+        var gpu = fixture.Require();
+        const int n = 768, rows = 3072;
+        var a = Decompositions.Spd(n, 1024, 1e-3, 60);
+        var b = RandomValues(rows * n, 61);
+        var (cpuSolved, expected) = Decompositions.CholeskySolve(_cpu, a, n, 1e-4, b, rows);
+        var (gpuSolved, actual) = Decompositions.CholeskySolve(gpu, a, n, 1e-4, b, rows);
+        Assert.True(cpuSolved && gpuSolved);
+        AssertClose(expected, actual, 1e-4, "B·(A + ρI)⁻¹", floor: expected.Max(MathF.Abs));
+
+        var indefinite = (float[])a.Clone();
+        indefinite[5 * n + 5] = -1f;
+        var (solved, unchanged) = Decompositions.CholeskySolve(gpu, indefinite, n, 0, b, rows);
+        Assert.False(solved);
+        Assert.Equal(b, unchanged);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void WudiOnTheGpuMatchesCpuWithLossLoggedAsScalars(bool closedForm)
+    {
+        var gpu = fixture.Require();
+        const int rows = 3072, cols = 768, tasks = 4;
+        var taus = Enumerable.Range(0, tasks).Select(i => RandomValues(rows * cols, 70 + i, 1e-3f)).ToArray();
+        var settings = new WudiMethod.Settings(closedForm ? 0 : 50, 1e-5f, closedForm, 1e-4, 1.0, LogLoss: true, LogEvery: 10);
+        (float[] Tau, Dictionary<string, object> Diagnostics) Solve(IBackend be)
+        {
+            var diagnostics = new Dictionary<string, object>();
+            var m = WudiMethod.SolveTaskVector(be, [rows], cols, Enumerable.Range(0, tasks).ToArray(),
+                i => [Load(be, taus[i], rows, cols)], settings, "fc1", diagnostics);
+            return (be.DetachToHost(m[0]), diagnostics);
+        }
+        var cpu = Solve(_cpu);
+        var sw = Stopwatch.StartNew();
+        var device = Solve(gpu);
+        output.WriteLine($"wudi {(closedForm ? "closed form" : "50 Adam steps")} [{rows},{cols}] × {tasks}: {sw.Elapsed.TotalMilliseconds:F0} ms");
+        AssertClose(cpu.Tau, device.Tau, closedForm ? 1e-3 : 1e-4, "τ_m", floor: cpu.Tau.Max(MathF.Abs));
+        foreach (string key in closedForm ? new[] { "loss_initial", "loss_final" } : ["loss"])
+        {
+            var expected = closedForm ? [(double)cpu.Diagnostics[key]] : ((List<double>)cpu.Diagnostics[key]).ToArray();
+            var actual = closedForm ? [(double)device.Diagnostics[key]] : ((List<double>)device.Diagnostics[key]).ToArray();
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4 * Math.Abs(expected[i]), $"{key}[{i}]: cpu {expected[i]}, gpu {actual[i]}");
+        }
     }
 
     [Fact]
@@ -311,7 +400,7 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
             using var rwork = gpu.Empty(n);
             CudaStatus.CheckCusolver(Cusolver.cusolverDnSgesvd_bufferSize(handle, n, n, out lwork), nameof(Cusolver.cusolverDnSgesvd_bufferSize));
             using (var work = gpu.Empty(Math.Max(lwork, 1)))
-                CudaStatus.CheckCusolver(Cusolver.cusolverDnSgesvd(handle, (byte)'N', (byte)'N', n, n, gpu.DevicePointer(g), n, gpu.DevicePointer(sv),
+                CudaStatus.CheckCusolver(Cusolver.cusolverDnSgesvd(handle, (sbyte)'N', (sbyte)'N', n, n, gpu.DevicePointer(g), n, gpu.DevicePointer(sv),
                     gpu.DevicePointer(u), n, gpu.DevicePointer(v), n, gpu.DevicePointer(work), lwork, gpu.DevicePointer(rwork), info.NativePtr),
                     nameof(Cusolver.cusolverDnSgesvd));
             Assert.Equal(0, info.GetAsArray1D()[0]);

@@ -288,27 +288,22 @@ public sealed partial class CpuBackend : IBackend
     /// <inheritdoc />
     public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt)
     {
-        int m = a.Rows, n = a.Cols, k = Math.Min(m, n);
-        if (u.Rank != 2 || u.Rows != m || u.Cols != k || s.Length != k || vt.Rank != 2 || vt.Rows != k || vt.Cols != n)
-            throw new ArgumentException($"svd of {m}x{n}: u must be {m}x{k}, s {k}, vt {k}x{n}; got {u}, {s}, {vt}");
+        var (m, n, _) = OpShapes.Svd(a, u, s, vt);
         LinearAlgebra.Svd(Span(a), m, n, Span(u), Span(s), Span(vt));
     }
 
     /// <inheritdoc />
     public void SymmetricEigen(Tensor a, Tensor eigenvalues, Tensor eigenvectors)
     {
-        int n = a.Rows;
-        if (a.Cols != n || eigenvalues.Length != n || eigenvectors.Rank != 2 || eigenvectors.Rows != n || eigenvectors.Cols != n)
-            throw new ArgumentException($"symmetric_eigen: a must be square and eigenvalues {n}, eigenvectors {n}x{n}; got {a}, {eigenvalues}, {eigenvectors}");
+        int n = OpShapes.SymmetricEigen(a, eigenvalues, eigenvectors);
         LinearAlgebra.SymmetricEigen(Span(a), n, Span(eigenvalues), Span(eigenvectors));
     }
 
     /// <inheritdoc />
     public bool CholeskySolve(Tensor a, double shift, Tensor b)
     {
-        int n = a.Rows;
-        if (a.Cols != n || b.Cols != n) throw new ArgumentException($"cholesky solve: A must be square and B must have {n} columns, got A {a.Rows}x{a.Cols}, B {b.Rows}x{b.Cols}");
-        return CpuCholesky.Solve(Data(a), n, shift, Data(b), b.Rows, _parallel);
+        var (n, rows) = OpShapes.CholeskySolve(a, b);
+        return CpuCholesky.Solve(Data(a), n, shift, Data(b), rows, _parallel);
     }
 
     /// <inheritdoc />

@@ -13,7 +13,8 @@ namespace TaskMerge.Engine.Tensors.Ilgpu;
 /// (CUDA in production; ILGPU's CPU accelerator runs the same kernels in tests), recycled through a
 /// size-bucketed pool. Every op is a kernel from <see cref="TaskMerge.Kernels"/>, compiled once and
 /// cached; GEMM/SYRK/GEMV go through cuBLAS on a CUDA accelerator where cuBLAS loads, else through
-/// the tiled ILGPU kernels. Ops are issued on the accelerator's default stream and share scratch
+/// the tiled ILGPU kernels; SVD, symmetric eigen-decomposition and Cholesky solves through cuSOLVER
+/// in float64 where it loads, else on the host. Ops are issued on the accelerator's default stream and share scratch
 /// buffers, so one thread at a time drives a backend; any thread may, since every CUDA call the
 /// backend makes outside ILGPU's own copies binds the context to the calling thread first.
 /// </summary>
@@ -25,10 +26,11 @@ public sealed partial class IlgpuBackend : IBackend
     private readonly DevicePool _pool;
     private readonly IlgpuKernels _kernels;
     private readonly CublasSession? _cublas;
+    private readonly IDeviceSolver? _solver;
     private readonly int _groupSize, _gemmTile;
     private MemoryBuffer1D<double, Stride1D.Dense>? _doublePartials;
     private MemoryBuffer1D<uint, Stride1D.Dense>? _uintPartials;
-    private MemoryBuffer1D<int, Stride1D.Dense>? _histogram, _chunkCounts;
+    private MemoryBuffer1D<int, Stride1D.Dense>? _histogram, _chunkCounts, _flag;
     private MemoryBuffer1D<float, Stride1D.Dense>? _weights;
     private bool _disposed;
 
@@ -37,9 +39,16 @@ public sealed partial class IlgpuBackend : IBackend
     /// <paramref name="allowTf32"/> lets cuBLAS use TF32 tensor cores for float32 products.
     /// </summary>
     public IlgpuBackend(Accelerator accelerator, bool allowTf32 = false)
-        : this(accelerator, ownedContext: null, ownsAccelerator: false, allowTf32) { }
+        : this(accelerator, ownedContext: null, ownsAccelerator: false, allowTf32, solver: null) { }
 
-    private IlgpuBackend(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator, bool allowTf32)
+    /// <summary>
+    /// A backend whose dense factorisations run on <paramref name="solver"/> instead of the one
+    /// <see cref="ChooseSolver"/> picks (tests drive the device path on ILGPU's CPU accelerator this way).
+    /// </summary>
+    internal IlgpuBackend(Accelerator accelerator, IDeviceSolver solver)
+        : this(accelerator, ownedContext: null, ownsAccelerator: false, allowTf32: false, solver) { }
+
+    private IlgpuBackend(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator, bool allowTf32, IDeviceSolver? solver)
     {
         _accelerator = accelerator;
         _ownedContext = ownedContext;
@@ -60,6 +69,9 @@ public sealed partial class IlgpuBackend : IBackend
             Name = $"ilgpu-{accelerator.AcceleratorType.ToString().ToLowerInvariant()} ({accelerator.Name})";
             MatrixEngine = "ILGPU tiled kernels";
         }
+        string why = "";
+        _solver = solver ?? ChooseSolver(accelerator, _pool, out why);
+        LinearAlgebraEngine = _solver?.Description ?? $"host float64 between a download and an upload ({why})";
     }
 
     /// <summary>
@@ -82,7 +94,7 @@ public sealed partial class IlgpuBackend : IBackend
             }
             accelerator = context.CreateCudaAccelerator(0);
             reason = "";
-            return new IlgpuBackend(accelerator, context, ownsAccelerator: true, allowTf32);
+            return new IlgpuBackend(accelerator, context, ownsAccelerator: true, allowTf32, solver: null);
         }
         catch (Exception e)
         {
@@ -297,37 +309,6 @@ public sealed partial class IlgpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    /// <remarks>Factorised on the host in float64 (LAPACK or managed) between a download and an upload.</remarks>
-    public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt) => OnHost([a], [u, s, vt], (cpu, i, o) => cpu.Svd(i[0], o[0], o[1], o[2]));
-
-    /// <inheritdoc />
-    /// <remarks>Factorised on the host in float64 (LAPACK or managed) between a download and an upload.</remarks>
-    public void SymmetricEigen(Tensor a, Tensor eigenvalues, Tensor eigenvectors) =>
-        OnHost([a], [eigenvalues, eigenvectors], (cpu, i, o) => cpu.SymmetricEigen(i[0], o[0], o[1]));
-
-    /// <inheritdoc />
-    /// <remarks>Factorised and solved on the host in float64 between a download and an upload.</remarks>
-    public bool CholeskySolve(Tensor a, double shift, Tensor b)
-    {
-        bool solved = false;
-        OnHost([a, b], [b], (cpu, i, o) =>
-        {
-            solved = cpu.CholeskySolve(i[0], shift, i[1]);
-            cpu.Copy(i[1], o[0]);
-        });
-        return solved;
-    }
-
-    private void OnHost(Tensor[] inputs, Tensor[] outputs, Action<Cpu.CpuBackend, Tensor[], Tensor[]> op)
-    {
-        var cpu = Cpu.CpuBackend.Shared;
-        var i = inputs.Select(t => cpu.FromHost(t.ToArray(), t.Shape.ToArray())).ToArray();
-        var o = outputs.Select(t => cpu.Empty(t.Shape.ToArray())).ToArray();
-        op(cpu, i, o);
-        for (int k = 0; k < outputs.Length; k++) Upload(Cpu.CpuBackend.Span(o[k]), outputs[k]);
-    }
-
-    /// <inheritdoc />
     public float MaxAbs(Tensor x)
     {
         int chunks = ReduceKernels.ChunkCount(x.Length);
@@ -502,10 +483,12 @@ public sealed partial class IlgpuBackend : IBackend
         _disposed = true;
         _accelerator.Bind();
         _cublas?.Dispose();
+        _solver?.Dispose();
         _doublePartials?.Dispose();
         _uintPartials?.Dispose();
         _histogram?.Dispose();
         _chunkCounts?.Dispose();
+        _flag?.Dispose();
         _weights?.Dispose();
         _pool.Dispose();
         if (_ownsAccelerator) _accelerator.Dispose();

@@ -51,6 +51,10 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>? _gatherRows;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, PatchShape>? _patchify;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>? _scaleColumns;
+    private Action<Index1D, ArrayView<float>, ArrayView<double>, int, int, int>? _toDouble;
+    private Action<Index1D, ArrayView<double>, ArrayView<float>, int, int, int>? _toFloat;
+    private Action<Index1D, ArrayView<double>, int, double>? _addToDiagonal;
+    private Action<Index1D, ArrayView<double>, int, ArrayView<int>>? _flagBadPivots;
 
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Add => Auto(ref _add, ElementwiseKernels.Add);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Sub => Auto(ref _sub, ElementwiseKernels.Sub);
@@ -108,6 +112,11 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     public Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> GatherRows => Auto(ref _gatherRows, NnKernels.GatherRows);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, PatchShape> Patchify => Auto(ref _patchify, NnKernels.Patchify);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> ScaleColumns => Auto(ref _scaleColumns, MatrixKernels.ScaleColumns);
+
+    public Action<Index1D, ArrayView<float>, ArrayView<double>, int, int, int> ToDouble => Auto(ref _toDouble, SolverKernels.ToDouble);
+    public Action<Index1D, ArrayView<double>, ArrayView<float>, int, int, int> ToFloat => Auto(ref _toFloat, SolverKernels.ToFloat);
+    public Action<Index1D, ArrayView<double>, int, double> AddToDiagonal => Auto(ref _addToDiagonal, SolverKernels.AddToDiagonal);
+    public Action<Index1D, ArrayView<double>, int, ArrayView<int>> FlagBadPivots => Auto(ref _flagBadPivots, SolverKernels.FlagBadPivots);
 
     private Action<Index1D, T1, T2> Auto<T1, T2>(ref Action<Index1D, T1, T2>? slot, Action<Index1D, T1, T2> kernel)
         where T1 : struct where T2 : struct
