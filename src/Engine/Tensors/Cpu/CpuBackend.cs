@@ -81,6 +81,30 @@ public sealed partial class CpuBackend : IBackend
     public Tensor FromHost(float[] values, params int[] shape) => Wrap(values, shape);
 
     /// <inheritdoc />
+    public StagedTensor Stage(int[] shape, HostFill fill)
+    {
+        var values = HostArrayPool.Rent(checked((int)Count(shape)));
+        try
+        {
+            fill(values);
+        }
+        catch
+        {
+            HostArrayPool.Return(values);
+            throw;
+        }
+        return new PooledStagedTensor(this, shape, values);
+    }
+
+    /// <summary>A filled pooled array, adopted by the tensor it becomes (and so back to the pool on its release).</summary>
+    private sealed class PooledStagedTensor(CpuBackend backend, int[] shape, float[] values) : StagedTensor(shape)
+    {
+        private protected override Tensor TakeCore() => new(backend, Shape, new PooledArray(values));
+
+        private protected override void ReleaseCore() => HostArrayPool.Return(values);
+    }
+
+    /// <inheritdoc />
     public float[] DetachToHost(Tensor t)
     {
         var a = Data(t);

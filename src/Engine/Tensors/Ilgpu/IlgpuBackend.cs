@@ -27,6 +27,7 @@ public sealed partial class IlgpuBackend : IBackend
     private readonly IlgpuKernels _kernels;
     private readonly CublasSession? _cublas;
     private readonly IDeviceSolver? _solver;
+    private readonly HostStaging _staging;
     private readonly int _groupSize, _gemmTile;
     private MemoryBuffer1D<double, Stride1D.Dense>? _doublePartials;
     private MemoryBuffer1D<uint, Stride1D.Dense>? _uintPartials;
@@ -69,6 +70,7 @@ public sealed partial class IlgpuBackend : IBackend
             Name = $"ilgpu-{accelerator.AcceleratorType.ToString().ToLowerInvariant()} ({accelerator.Name})";
             MatrixEngine = "ILGPU tiled kernels";
         }
+        _staging = new HostStaging(this, accelerator);
         string why = "";
         _solver = solver ?? ChooseSolver(accelerator, _pool, out why);
         LinearAlgebraEngine = _solver?.Description ?? $"host float64 between a download and an upload ({why})";
@@ -175,6 +177,13 @@ public sealed partial class IlgpuBackend : IBackend
         Upload(values, t);
         return t;
     }
+
+    /// <inheritdoc />
+    /// <remarks>Through <see cref="HostStaging"/>: pinned slots and a non-blocking copy stream.</remarks>
+    public StagedTensor Stage(int[] shape, HostFill fill) => _staging.Stage(shape, fill);
+
+    /// <summary>Host→device staging: budget, slot memory and how many uploads took which path.</summary>
+    internal HostStaging Staging => _staging;
 
     /// <inheritdoc />
     public float[] DetachToHost(Tensor t)
@@ -482,6 +491,7 @@ public sealed partial class IlgpuBackend : IBackend
         if (_disposed) return;
         _disposed = true;
         _accelerator.Bind();
+        _staging.Dispose();
         _cublas?.Dispose();
         _solver?.Dispose();
         _doublePartials?.Dispose();
@@ -504,6 +514,9 @@ public sealed partial class IlgpuBackend : IBackend
     }
 
     private ArrayView<float> View(Tensor t) => Buffer(t).AsArrayView<float>(0, t.Length);
+
+    /// <summary>The device view of a tensor's elements.</summary>
+    internal ArrayView<float> ViewOf(Tensor t) => View(t);
 
     private IntPtr Pointer(Tensor t) => Buffer(t).NativePtr;
 
