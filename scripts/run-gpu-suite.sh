@@ -6,7 +6,7 @@
 #
 # Writes into RESULTS_DIR:
 #   device.txt            GPU, driver, CUDA version, libraries found, host, bundle commit
-#   gpu-tests.xml/.log    the GPU test class (TaskMerge.Engine.Tests.Gpu), with the per-test timings it prints
+#   gpu-tests.xml/.md/.log the GPU test class (TaskMerge.Engine.Tests.Gpu), the log with the timings it prints
 #   all-tests.xml/.log    the whole test suite on this machine
 #   bench/results/*.md    BenchmarkDotNet: device kernels vs D2D copy, top-k, GEMM vs cuBLAS, cuSOLVER, CPU GEMM
 #   e2e-*.md              end-to-end runs (TIES / TA on a >= 5 GB zoo vs reading the files, WUDI, spectral, AWD, CLIP forward)
@@ -48,13 +48,13 @@ step() { # step NAME OUTPUT_FILE COMMAND...: runs COMMAND, tees its output, reco
   echo "libraries the loader knows:"
   ldconfig -p 2>/dev/null | grep -E 'libcuda\.so|libcublas\.so|libcusolver\.so' | sed 's/^/  /'
   ls -1 "${CUDA_HOME:-/usr/local/cuda}"/lib64/libcublas.so.* "${CUDA_HOME:-/usr/local/cuda}"/lib64/libcusolver.so.* 2>/dev/null | sed 's/^/  /'
-  echo "native LAPACK for the CPU backend: $(ldconfig -p 2>/dev/null | grep -m1 -oE 'libopenblas\.so\.0|liblapack\.so\.3' || echo none, managed fallback)"
+  echo "native LAPACK for the CPU backend: $(ldconfig -p 2>/dev/null | grep -oE 'libopenblas\.so\.0|liblapack\.so\.3' | head -1 | grep . || echo none, managed fallback)"
 } > "$results/device.txt"
 cat "$results/device.txt"
 
-step "GPU tests" "$results/gpu-tests.log" "$bin/TaskMerge.Engine.Tests" -class TaskMerge.Engine.Tests.Gpu.CudaBackendTests -xml "$results/gpu-tests.xml"
+step "GPU tests" "$results/gpu-tests.log" "$bin/TaskMerge.Engine.Tests" -class TaskMerge.Engine.Tests.Gpu.CudaBackendTests -showLiveOutput -result-xml "$results/gpu-tests.xml" -result-markdown "$results/gpu-tests.md"
 tests_rc=$?
-step "all tests" "$results/all-tests.log" "$bin/TaskMerge.Engine.Tests" -xml "$results/all-tests.xml"
+step "all tests" "$results/all-tests.log" "$bin/TaskMerge.Engine.Tests" -result-xml "$results/all-tests.xml"
 
 # BenchmarkDotNet (in-process: the assembly name differs from the project name); markdown under bench/results.
 (cd "$scratch" && step "BenchmarkDotNet" "$results/bench.log" "$bin/TaskMerge.Bench" --filter '*' --inProcess --exporters markdown --artifacts "$results/bench")
