@@ -54,6 +54,9 @@ internal sealed class HostStaging : IDisposable
     /// <summary>Tensors that found no slot within the budget and were uploaded the plain way.</summary>
     public long PlainUploads { get; private set; }
 
+    /// <summary>Why pinned staging was switched off (a slot could not be made), or null.</summary>
+    public string? Unavailable { get; private set; }
+
     /// <summary>Pinned bytes held by the slots.</summary>
     public long PinnedBytes
     {
@@ -68,13 +71,15 @@ internal sealed class HostStaging : IDisposable
             if (d < 0) throw new ArgumentException($"negative dimension in shape [{string.Join(",", shape)}]");
             length *= d;
         }
+        // ILGPU binds the CUDA context for its copies but not for allocations, page locking or events,
+        // and the loader thread has not bound it yet.
+        _accelerator.Bind();
         var slot = length == 0 ? null : Acquire(length);
         if (slot is null) return StagePlain(shape, length, fill);
         try
         {
             slot.Consumed.Wait();
             fill(slot.Host.Span[..(int)length]);
-            _accelerator.Bind();
             slot.Host.ArrayView.SubView(0, length).CopyTo(_copyStream, slot.Landing.AsArrayView<float>(0, length));
             slot.Copied.Record(_copyStream);
         }
@@ -138,16 +143,21 @@ internal sealed class HostStaging : IDisposable
             {
                 slot = new Slot(_accelerator, capacity) { InUse = true };
             }
-            catch
+            catch (Exception e)
             {
                 lock (_gate) _pinnedBytes -= capacity * sizeof(float);
-                throw;
+                if (e is not (NotSupportedException or AcceleratorException or OutOfMemoryException)) throw;
+                // No page locking on this device (or no room for a slot): every upload goes the plain way.
+                BudgetBytes = 0;
+                Unavailable = $"{e.GetType().Name}: {e.Message}";
+                return null;
             }
             lock (_gate) _slots.Add(slot);
             return slot;
         }
         finally
         {
+            if (retired.Count > 0) _accelerator.Bind();
             foreach (var s in retired) s.Dispose();
         }
     }
