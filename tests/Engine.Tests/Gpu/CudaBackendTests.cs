@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
+using TaskMerge.Engine.IO;
 using TaskMerge.Engine.Methods;
 using TaskMerge.Engine.Native;
 using TaskMerge.Engine.Optim;
@@ -8,6 +9,7 @@ using TaskMerge.Engine.Tensors;
 using TaskMerge.Engine.Tensors.Cpu;
 using TaskMerge.Engine.Tensors.Ilgpu;
 using Xunit;
+using TaskMerge.Engine.Tests.Cli;
 using TaskMerge.Engine.Tests.Kernels;
 using static TaskMerge.Engine.Tests.Kernels.BackendParity;
 
@@ -268,6 +270,84 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
         AssertClose(p, dp.ToArray(), 1e-6, "p");
         AssertClose(m, dm.ToArray(), 1e-5, "m", floor: 1e-6);
         AssertClose(v, dv.ToArray(), 1e-5, "v", floor: 1e-9);
+    }
+
+    [Fact]
+    public void StagedUploadsArriveIntactWhileKernelsRun()
+    {
+        var gpu = fixture.Require();
+        const int tensors = 24, rows = 3072, cols = 768;
+        var sources = Enumerable.Range(0, 4).Select(i => RandomValues(rows * cols, 80 + i)).ToArray();
+        using var w = Load(gpu, RandomValues(cols * cols, 90), cols, cols);
+        using var product = gpu.Empty(rows, cols);
+        long pinnedBefore = gpu.Staging.PinnedUploads;
+        var sw = Stopwatch.StartNew();
+        var checks = StageOnALoaderThread(gpu, tensors, i => sources[i % 4], [rows, cols], t =>
+        {
+            for (int k = 0; k < 20; k++) gpu.Gemm(t, false, w, false, product);
+        });
+        output.WriteLine($"{tensors} staged uploads of {rows}x{cols} with 20 GEMMs each: {sw.Elapsed.TotalMilliseconds:F0} ms; " +
+            $"pinned {gpu.Staging.PinnedUploads - pinnedBefore}, plain {gpu.Staging.PlainUploads}, {gpu.Staging.PinnedBytes >> 20} MiB pinned, {gpu.Staging.Unavailable ?? "pinned staging on"}");
+        Assert.Null(gpu.Staging.Unavailable);
+        Assert.Equal(tensors, gpu.Staging.PinnedUploads - pinnedBefore);
+        foreach (var (i, values) in checks) AssertBitEqual(sources[i % 4], values, $"staged tensor {i}");
+    }
+
+    /// <summary>
+    /// A loader thread stages <paramref name="count"/> tensors while this thread takes each and runs
+    /// <paramref name="work"/> on it, as the merge pipeline does; returns every fifth tensor's values as taken.
+    /// </summary>
+    private static List<(int Index, float[] Values)> StageOnALoaderThread(IlgpuBackend gpu, int count, Func<int, float[]> source, int[] shape, Action<Tensor> work)
+    {
+        using var staged = new System.Collections.Concurrent.BlockingCollection<(int, StagedTensor)>(boundedCapacity: 4);
+        var loader = new Thread(() =>
+        {
+            for (int i = 0; i < count; i++)
+            {
+                var values = source(i);
+                staged.Add((i, gpu.Stage(shape, v => values.CopyTo(v))));
+            }
+            staged.CompleteAdding();
+        });
+        loader.Start();
+        var taken = new List<(int, float[])>();
+        foreach (var (i, s) in staged.GetConsumingEnumerable())
+        {
+            using var t = s.Take();
+            work(t);
+            if (i % 5 == 0) taken.Add((i, t.ToArray()));
+        }
+        loader.Join();
+        return taken;
+    }
+
+    [Theory]
+    [InlineData("ties")]
+    [InlineData("task_arithmetic")]
+    [InlineData("dare_ties")]
+    [InlineData("wudi")]
+    [InlineData("tsv_m")]
+    [InlineData("iso_c")]
+    [InlineData("iso_cts")]
+    [InlineData("awd")]
+    public void ExampleMergeOnTheGpuMatchesCpu(string method)
+    {
+        fixture.Require();
+        string config = Path.Combine(TestPaths.Examples, method + ".yml"), dir = TestPaths.NewTempDir();
+        var sw = Stopwatch.StartNew();
+        var (code, _, stderr) = CliRunner.Run("merge", config, Path.Combine(dir, "gpu"), "--device", "cuda", "--quiet");
+        Assert.True(code == 0, stderr);
+        output.WriteLine($"{method} on the GPU: {sw.Elapsed.TotalSeconds:F1} s (with compilation)");
+        (code, _, stderr) = CliRunner.Run("merge", config, Path.Combine(dir, "cpu"), "--device", "cpu", "--quiet");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("\"cuda:0", File.ReadAllText(Path.Combine(dir, "gpu", "merge_report.json")));
+        using var cpu = ModelSource.Open(Path.Combine(dir, "cpu"));
+        using var gpuOut = ModelSource.Open(Path.Combine(dir, "gpu"));
+        foreach (var t in cpu.Tensors)
+        {
+            var expected = cpu.ReadFloat32(t.Name);
+            AssertClose(expected, gpuOut.ReadFloat32(t.Name), 1e-4, $"{method} {t.Name}", floor: Math.Max(1e-6f, expected.Max(MathF.Abs)));
+        }
     }
 
     [Fact]
