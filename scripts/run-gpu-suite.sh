@@ -9,7 +9,8 @@
 #   gpu-tests.xml/.md/.log the GPU test class (TaskMerge.Engine.Tests.Gpu), the log with the timings it prints
 #   all-tests.xml/.log    the whole test suite on this machine
 #   bench/results/*.md    BenchmarkDotNet: device kernels vs D2D copy, top-k, GEMM vs cuBLAS, cuSOLVER, CPU GEMM
-#   e2e-*.md              end-to-end runs (TIES / TA on a >= 5 GB zoo vs reading the files, WUDI, spectral, AWD, CLIP forward)
+#   e2e-*.md              end-to-end runs (TIES / TA / WUDI merges of a >= 5 GB zoo vs reading the files, in-memory
+#                         WUDI, spectral, AWD, CLIP forward)
 #   summary.txt           exit status of every step
 # SCRATCH_DIR (default RESULTS_DIR/scratch) holds the synthetic zoo (~6.4 GB for the default 20 layers;
 # E2E_LAYERS overrides) and merge outputs; it is deleted at the end. Set TASKMERGE_TF32=1 to let cuBLAS use TF32.
@@ -62,6 +63,7 @@ step "all tests" "$results/all-tests.log" "$bin/TaskMerge.Engine.Tests" -result-
 B="$bin/TaskMerge.Bench"
 step "e2e TIES cuda (${layers} layers)" "$results/e2e-ties-cuda.md" "$B" e2e-ties "$scratch/zoo" "$layers" cuda ties
 step "e2e task arithmetic cuda" "$results/e2e-ta-cuda.md" "$B" e2e-ties "$scratch/zoo" "$layers" cuda task_arithmetic
+step "e2e WUDI merge cuda (pipelined loads)" "$results/e2e-wudi-merge-cuda.md" "$B" e2e-ties "$scratch/zoo" "$layers" cuda wudi
 step "e2e TIES cpu" "$results/e2e-ties-cpu.md" "$B" e2e-ties "$scratch/zoo" "$layers" cpu ties
 rm -rf "$scratch/zoo"
 step "e2e WUDI cuda (300 steps)" "$results/e2e-wudi-cuda.md" "$B" e2e-wudi --device cuda --iters 300

@@ -13,7 +13,9 @@ namespace TaskMerge.Bench.EndToEnd;
 /// sequential reads (the baseline: no merge can be faster than reading its inputs), then runs a full
 /// merge (plan → execute → write) and reports both rates and their ratio. The page cache is warm for
 /// both measurements. On a device backend it also reports how the uploads were staged.
-/// Usage: <c>e2e-ties [DIR] [LAYERS] [DEVICE cpu|cuda] [METHOD ties|task_arithmetic]</c>.
+/// With METHOD wudi (300 Adam steps per matrix) the merge is compute-bound and the run shows the loader
+/// staging later layers while a layer's Adam loop runs (load time hidden under compute time).
+/// Usage: <c>e2e-ties [DIR] [LAYERS] [DEVICE cpu|cuda] [METHOD ties|task_arithmetic|wudi]</c>.
 /// </summary>
 public static class TiesThroughput
 {
@@ -23,7 +25,7 @@ public static class TiesThroughput
         int layers = args.Length > 1 ? int.Parse(args[1]) : 20;
         string device = args.Length > 2 ? args[2] : "cpu";
         string method = args.Length > 3 ? args[3] : "ties";
-        if (method is not ("ties" or "task_arithmetic")) throw new ArgumentException($"METHOD must be ties or task_arithmetic, got '{method}'");
+        if (method is not ("ties" or "task_arithmetic" or "wudi")) throw new ArgumentException($"METHOD must be ties, task_arithmetic or wudi, got '{method}'");
         using var backend = Device.CudaDevice.ForEndToEnd(device, 0);
         if (backend is null) return 0;
         var models = new[] { "base", "expert_0", "expert_1", "expert_2" };
@@ -37,17 +39,27 @@ public static class TiesThroughput
         read.Stop();
 
         string config = Path.Combine(dir, $"{method}.yml");
-        File.WriteAllText(config, $"""
-            merge_method: {method}
-            base_model: {dir}/base
-            models:
-              - model: {dir}/expert_0
-                parameters: {"{density: 0.5, weight: 1.0}"}
-              - model: {dir}/expert_1
-                parameters: {"{density: 0.5, weight: 0.7}"}
-              - model: {dir}/expert_2
-                parameters: {"{density: 0.3, weight: 0.5}"}
-            """);
+        File.WriteAllText(config, method == "wudi"
+            ? $"""
+                merge_method: wudi
+                base_model: {dir}/base
+                models:
+                  - model: {dir}/expert_0
+                  - model: {dir}/expert_1
+                  - model: {dir}/expert_2
+                parameters: {"{iter_num: 300, lr: 1.0e-5}"}
+                """
+            : $"""
+                merge_method: {method}
+                base_model: {dir}/base
+                models:
+                  - model: {dir}/expert_0
+                    parameters: {"{density: 0.5, weight: 1.0}"}
+                  - model: {dir}/expert_1
+                    parameters: {"{density: 0.5, weight: 0.7}"}
+                  - model: {dir}/expert_2
+                    parameters: {"{density: 0.3, weight: 0.5}"}
+                """);
         string outDir = Path.Combine(dir, "out");
         if (Directory.Exists(outDir)) Directory.Delete(outDir, true);
         var merge = Stopwatch.StartNew();
