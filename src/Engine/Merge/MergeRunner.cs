@@ -20,7 +20,7 @@ public static class MergeRunner
     /// A group as the loader hands it over: merge inputs staged on the backend (a missing expert shares the
     /// base's staged tensor), or for a copied tensor its raw bytes or decoded values.
     /// </summary>
-    private sealed record LoadedGroup(PlannedTensor Planned, StagedTensor? Base, (int Model, StagedTensor Values)[] Experts, byte[]? Raw, float[]? Copied)
+    private sealed record LoadedGroup(PlannedTensor Planned, StagedTensor? Base, (int Model, StagedTensor Values)[] Experts, byte[]? Raw, float[]? Copied) : IDisposable
     {
         public void Dispose()
         {

@@ -14,11 +14,11 @@ namespace TaskMerge.Engine.Tensors.Ilgpu;
 /// size-bucketed pool. Every op is a kernel from <see cref="TaskMerge.Kernels"/>, compiled once and
 /// cached; GEMM/SYRK/GEMV go through cuBLAS on a CUDA accelerator where cuBLAS loads, else through
 /// the tiled ILGPU kernels; SVD, symmetric eigen-decomposition and Cholesky solves through cuSOLVER
-/// in float64 where it loads, else on the host. Ops are issued on the accelerator's default stream and share scratch
-/// buffers, so one thread at a time drives a backend; any thread may, since every CUDA call the
-/// backend makes outside ILGPU's own copies binds the context to the calling thread first. One other
-/// thread may <see cref="Stage"/> uploads meanwhile; they travel on a copy stream of their own
-/// (<see cref="HostStaging"/>).
+/// in float64 where it loads, else on the host. Ops are issued on the accelerator's default stream
+/// and share scratch buffers, so one thread at a time drives a backend; any thread may, since every
+/// CUDA call the backend makes outside ILGPU's own copies binds the context to the calling thread
+/// first. One other thread may <see cref="Stage"/> uploads meanwhile; they travel on a copy stream
+/// of their own (<see cref="HostStaging"/>).
 /// </summary>
 public sealed partial class IlgpuBackend : IBackend
 {
