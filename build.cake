@@ -33,6 +33,13 @@ Task("Bundle").Does(() =>
         });
     }
     CopyFile("./scripts/run-gpu-suite.sh", bundleDir + File("run-gpu-suite.sh"));
+    // The tests that merge the example zoo find it next to bin/ (TestPaths).
+    CopyDirectory("./examples", bundleDir + Directory("examples"));
+    CopyDirectory("./bench/reference", bundleDir + Directory("reference"));
+    // The suite writes the commit into device.txt; the bundle has no git.
+    StartProcess("git", new ProcessSettings { Arguments = "rev-parse HEAD", RedirectStandardOutput = true }, out var head);
+    StartProcess("git", new ProcessSettings { Arguments = "status --porcelain --untracked-files=no", RedirectStandardOutput = true }, out var changes);
+    System.IO.File.WriteAllText(bundleDir.Path + "/COMMIT", string.Join("", head) + (changes.Any() ? " (with uncommitted changes)" : "") + "\n");
     foreach (var f in GetFiles(bundleDir.Path + "/bin/*.pdb")) DeleteFile(f);
     StartProcess("tar", new ProcessSettings { Arguments = "-C artifacts -cJf artifacts/taskmerge-bundle-linux-x64.tar.xz bundle" });
     Information($"bundle: artifacts/taskmerge-bundle-linux-x64.tar.xz ({new FileInfo("artifacts/taskmerge-bundle-linux-x64.tar.xz").Length / 1048576.0:F1} MiB)");

@@ -25,7 +25,8 @@ public static class AwdThroughput
         string optimizer = args.Length > 2 ? args[2] : "gd";
         string device = args.Length > 3 ? args[3] : "cpu";
         string granularity = args.Length > 4 ? args[4] : "model";
-        using var be = BackendFactory.Create(device, 0, out _);
+        using var be = Device.CudaDevice.ForEndToEnd(device, 0);
+        if (be is null) return 0;
 
         var shapes = new List<(string Name, int[] Shape)>();
         for (int l = 0; l < Blocks; l++)

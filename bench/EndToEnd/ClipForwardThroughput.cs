@@ -19,7 +19,8 @@ public static class ClipForwardThroughput
         string device = args.Length > 2 ? args[2] : "cpu";
         int threads = args.Length > 3 ? int.Parse(args[3]) : 0;
         var config = new ClipVisionConfig();   // ViT-B/32 = the HF class defaults
-        using var backend = BackendFactory.Create(device, threads, out _);
+        using var backend = Device.CudaDevice.ForEndToEnd(device, threads);
+        if (backend is null) return 0;
         var build = Stopwatch.StartNew();
         using var model = ClipVisionModel.Random(config, backend, seed: 1);
         build.Stop();

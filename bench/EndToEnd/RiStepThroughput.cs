@@ -9,7 +9,10 @@ namespace TaskMerge.Bench.EndToEnd;
 /// One RI student step of ViT-B/32 (<see cref="ClipVisionTraining"/>): forward with saved
 /// activations, backward to every weight, AdamW, on random N(0, 0.02²) weights and random pixels.
 /// One warm-up step of the same batch, then timed steps, each split into forward (with the
-/// download of the [B, E] embeddings), backward and optimizer. Arguments:
+/// download of the [B, E] embeddings), backward and optimizer, plus one teacher forward
+/// (<see cref="ClipVisionTraining.Embed"/>, no kept activations). Reports images/s of the student
+/// step, of a full uncached RI step (student + the θ0 and θᵢ teacher forwards) and the GEMM FLOP
+/// rate (forward 2·params-per-token FLOPs + attention, backward 2× forward). Arguments:
 /// <c>e2e-ri-step [BATCH=32] [REPEATS=2] [DEVICE=cpu] [THREADS=0]</c>.
 /// </summary>
 public static class RiStepThroughput
@@ -36,7 +39,7 @@ public static class RiStepThroughput
         backend.FillNormal(dz, 7, 1);
         var settings = new AdamSettings(1e-6f, WeightDecay: 1e-4f, Decoupled: true);
 
-        var rows = new List<(double Forward, double Backward, double Optimizer)>();
+        var rows = new List<(double Forward, double Backward, double Optimizer, double Teacher)>();
         long planBytes = 0;
         for (int step = 1; step <= repeats + 1; step++)
         {
@@ -54,14 +57,30 @@ public static class RiStepThroughput
             model.OptimizerStep(step, settings);
             _ = model.Parameters[ClipVisionTraining.ClassEmbedding].ToArray();
             double o = sw.Elapsed.TotalSeconds;
-            if (step > 1) rows.Add((f, b, o));
+            sw.Restart();
+            backend.DetachToHost(model.Embed(x));
+            double t = sw.Elapsed.TotalSeconds;
+            if (step > 1) rows.Add((f, b, o, t));
         }
         var best = rows.MinBy(r => r.Forward + r.Backward + r.Optimizer);
         double total = best.Forward + best.Backward + best.Optimizer;
         Console.WriteLine($"ViT-B/32 RI student step, device {backend.Name}, batch {batch}, {Environment.ProcessorCount} cores, load average {LoadAverage()}");
         Console.WriteLine($"activation plan {planBytes / (double)(1L << 30):F2} GiB");
-        Console.WriteLine($"best of {repeats}: forward {best.Forward:F3} s, backward {best.Backward:F3} s, AdamW {best.Optimizer:F3} s = {total:F3} s → {batch / total:F2} images/s");
+        double flops = 3 * ForwardFlops(config) * batch;
+        double ri = total + 2 * best.Teacher;
+        Console.WriteLine($"best of {repeats}: forward {best.Forward:F3} s, backward {best.Backward:F3} s, AdamW {best.Optimizer:F3} s = {total:F3} s → {batch / total:F2} images/s (student step, {flops / total / 1e9:F1} GFLOP/s)");
+        Console.WriteLine($"teacher forward {best.Teacher:F3} s; uncached RI step (student + 2 teachers) {ri:F3} s → {batch / ri:F2} images/s");
+        Console.WriteLine($"whole RI run, 2500 steps: {2500 * ri / 60:F1} min uncached, {2500 * total / 60:F1} min with every teacher output cached");
         return 0;
+    }
+
+    /// <summary>Matrix-multiply FLOPs of one image's forward: patch GEMM, per layer q/k/v/out, QKᵀ and PV, fc1/fc2, projection.</summary>
+    public static double ForwardFlops(ClipVisionConfig c)
+    {
+        double t = c.Tokens, w = c.HiddenSize, i = c.IntermediateSize;
+        double patch = 2.0 * (t - 1) * c.NumChannels * c.PatchSize * c.PatchSize * w;
+        double layer = 2 * t * w * w * 4 + 2 * 2 * t * t * w + 2 * 2 * t * w * i;
+        return patch + c.NumHiddenLayers * layer + 2 * w * c.ProjectionDim;
     }
 
     private static string LoadAverage() =>

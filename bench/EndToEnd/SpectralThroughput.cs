@@ -14,7 +14,9 @@ namespace TaskMerge.Bench.EndToEnd;
 /// matrix shape is timed per (provider, method); the whole-model time is extrapolated from them by
 /// the tensor counts (48 attention, 12 fc1, 12 fc2, 1 position embedding) plus the measured
 /// non-matrix tensors, and printed as such. IO is not included: this measures the method kernels.
-/// Usage: <c>e2e-spectral [--providers native,managed] [--methods tsv_m,iso_c,iso_cts]
+/// With <c>--device cuda</c> the same runs on the device backend (SVDs on cuSOLVER in float64) instead
+/// of the CPU providers; every timed op ends with a scalar download, so device work is included.
+/// Usage: <c>e2e-spectral [--device cpu|cuda] [--providers native,managed] [--methods tsv_m,iso_c,iso_cts]
 /// [--layers attn,fc1,fc2,pos] [--experts 8] [--threads 0]</c>.
 /// </summary>
 public static class SpectralThroughput
@@ -51,16 +53,25 @@ public static class SpectralThroughput
         Console.WriteLine($"# load average at start: {LoadAverage()}");
         Console.WriteLine("# every time is wall seconds / process CPU seconds (all threads)");
 
-        foreach (string provider in providers)
+        bool cuda = Option(args, "--device", "cpu").Trim().ToLowerInvariant() is "cuda" or "gpu";
+        IBackend? device = cuda ? Device.CudaDevice.ForEndToEnd("cuda", threads) : null;
+        if (cuda && device is null) return 0;
+        foreach (string provider in cuda ? ["cuda"] : providers)
         {
-            var be = new CpuBackend(threads, Enum.Parse<LapackProvider>(provider, ignoreCase: true));
-            Console.WriteLine($"\n## provider {provider}: {be.LinearAlgebra.Description}, {be.Name}");
+            IBackend be = device ?? new CpuBackend(threads, Enum.Parse<LapackProvider>(provider, ignoreCase: true));
+            string engine = be switch
+            {
+                CpuBackend c => c.LinearAlgebra.Description,
+                TaskMerge.Engine.Tensors.Ilgpu.IlgpuBackend g => $"{g.LinearAlgebraEngine}; matrix ops {g.MatrixEngine}",
+                _ => "",
+            };
+            Console.WriteLine($"\n## provider {provider}: {engine}, {be.Name}");
             Warmup(be, methods);
             Console.WriteLine("\nop | wall / cpu s (best of 2)");
             Console.WriteLine("---|---");
             foreach (var (m, n) in new[] { (768, 768), (3072, 768), (768, 3072) })
                 Console.WriteLine($"svd {m}×{n} | {TimeSvd(be, m, n).Format("F2")}");
-            Console.WriteLine($"gemm 3072×768 · 768×768 (float32, engine CpuBlas) | {TimeGemm(be).Format("F2")}");
+            Console.WriteLine($"gemm 3072×768 · 768×768 (float32) | {TimeGemm(be).Format("F2")}");
 
             var perTensor = new Dictionary<(string Method, string Layer), Timing>();
             var timed = MatrixTypes.Where(t => layers.Contains(t.Key)).ToArray();
@@ -69,7 +80,7 @@ public static class SpectralThroughput
                 using var group = Synthetic(be, type.TensorName, [type.Rows, type.Cols], experts, 7);
                 foreach (string method in methods)
                 {
-                    var t = Time(() => Merge(be, method, group).Dispose());
+                    var t = Time(() => Finish(be, Merge(be, method, group)));
                     perTensor[(method, type.Key)] = t;
                     Console.Error.WriteLine($"  {provider} {method} {type.Label}: {t.Format("F2")} s (load {LoadAverage()})");
                 }
@@ -84,7 +95,7 @@ public static class SpectralThroughput
                 foreach (var (shape, count) in NonMatrix)
                 {
                     using var group = Synthetic(be, "vision_model.encoder.layers.0.layer_norm1.weight", shape, experts, 11);
-                    nonMatrix += count * Time(() => Merge(be, method, group).Dispose());
+                    nonMatrix += count * Time(() => Finish(be, Merge(be, method, group)));
                 }
                 var total = nonMatrix;
                 foreach (var t in timed) total += t.PerModel * perTensor[(method, t.Key)];
@@ -93,7 +104,15 @@ public static class SpectralThroughput
             }
         }
         Console.WriteLine($"\n# load average at end: {LoadAverage()}");
+        device?.Dispose();
         return 0;
+    }
+
+    /// <summary>Waits for a result (a scalar download, which on a device follows all its work) and frees it.</summary>
+    private static void Finish(IBackend be, Tensor t)
+    {
+        be.MaxAbs(t);
+        t.Dispose();
     }
 
     private static string Option(string[] args, string name, string fallback)
@@ -126,14 +145,14 @@ public static class SpectralThroughput
     private static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
 
     /// <summary>Runs every method a few times on a small matrix so that the timed runs use fully optimised JIT code.</summary>
-    private static void Warmup(CpuBackend be, string[] methods)
+    private static void Warmup(IBackend be, string[] methods)
     {
         using var group = Synthetic(be, "warmup.weight", [256, 192], 4, 3);
         for (int i = 0; i < 3; i++)
-            foreach (string method in methods) Merge(be, method, group).Dispose();
+            foreach (string method in methods) Finish(be, Merge(be, method, group));
     }
 
-    private static Timing TimeSvd(CpuBackend be, int m, int n)
+    private static Timing TimeSvd(IBackend be, int m, int n)
     {
         int k = Math.Min(m, n);
         using var a = be.Empty(m, n);
@@ -141,20 +160,30 @@ public static class SpectralThroughput
         using var u = be.Empty(m, k);
         using var s = be.Empty(k);
         using var vt = be.Empty(k, n);
-        return Timing.Min(Time(() => be.Svd(a, u, s, vt)), Time(() => be.Svd(a, u, s, vt)));
+        void Run()
+        {
+            be.Svd(a, u, s, vt);
+            be.MaxAbs(vt);
+        }
+        return Timing.Min(Time(Run), Time(Run));
     }
 
-    private static Timing TimeGemm(CpuBackend be)
+    private static Timing TimeGemm(IBackend be)
     {
         using var a = be.Empty(3072, 768);
         using var b = be.Empty(768, 768);
         using var c = be.Empty(3072, 768);
         be.FillNormal(a, 5, 2);
         be.FillNormal(b, 5, 3);
-        return Timing.Min(Time(() => be.Gemm(a, false, b, false, c)), Time(() => be.Gemm(a, false, b, false, c)));
+        void Run()
+        {
+            be.Gemm(a, false, b, false, c);
+            be.MaxAbs(c);
+        }
+        return Timing.Min(Time(Run), Time(Run));
     }
 
-    private static Tensor Merge(CpuBackend be, string method, SyntheticGroup g)
+    private static Tensor Merge(IBackend be, string method, SyntheticGroup g)
     {
         var m = MethodRegistry.Create(method);
         var parameters = new MergeParameters(m.Parameters, new Dictionary<string, ParameterSetting>(),
@@ -176,7 +205,7 @@ public static class SpectralThroughput
     }
 
     /// <summary>θ₀ ~ N(0, 0.02²); θᵢ = θ₀ + AᵢBᵢ/√rank·0.01 (rank 32) + N(0, 0.001²) for matrices, θ₀ + N(0, 0.01²) otherwise.</summary>
-    private static SyntheticGroup Synthetic(CpuBackend be, string name, int[] shape, int experts, ulong seed)
+    private static SyntheticGroup Synthetic(IBackend be, string name, int[] shape, int experts, ulong seed)
     {
         var baseT = be.Empty(shape);
         be.FillNormal(baseT, seed, 0);

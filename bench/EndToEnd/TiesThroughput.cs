@@ -7,11 +7,15 @@ using TaskMerge.Engine.Tensors;
 namespace TaskMerge.Bench.EndToEnd;
 
 /// <summary>
-/// End-to-end TIES throughput against the plain read speed of the same input files on the same
-/// machine. Writes a synthetic bf16 zoo (base + 3 experts, ≥ 1 GB in total), reads every file
-/// once with large sequential reads (the baseline: no merge can be faster than reading its
-/// inputs), then runs a full TIES merge (plan → execute → write) and reports both rates and
-/// their ratio. The page cache is warm for both measurements.
+/// End-to-end TIES (or task arithmetic) throughput against the plain read speed of the same input
+/// files on the same machine. Writes a synthetic bf16 zoo (base + 3 experts of LLaMA-like layers,
+/// 80 MB per layer per model: 20 layers ≈ 6.4 GB in total), reads every file once with large
+/// sequential reads (the baseline: no merge can be faster than reading its inputs), then runs a full
+/// merge (plan → execute → write) and reports both rates and their ratio. The page cache is warm for
+/// both measurements. On a device backend it also reports how the uploads were staged.
+/// With METHOD wudi (300 Adam steps per matrix) the merge is compute-bound and the run shows the loader
+/// staging later layers while a layer's Adam loop runs (load time hidden under compute time).
+/// Usage: <c>e2e-ties [DIR] [LAYERS] [DEVICE cpu|cuda] [METHOD ties|task_arithmetic|wudi]</c>.
 /// </summary>
 public static class TiesThroughput
 {
@@ -20,6 +24,10 @@ public static class TiesThroughput
         string dir = args.Length > 0 ? args[0] : Path.Combine(Path.GetTempPath(), "taskmerge-bench-ties");
         int layers = args.Length > 1 ? int.Parse(args[1]) : 20;
         string device = args.Length > 2 ? args[2] : "cpu";
+        string method = args.Length > 3 ? args[3] : "ties";
+        if (method is not ("ties" or "task_arithmetic" or "wudi")) throw new ArgumentException($"METHOD must be ties, task_arithmetic or wudi, got '{method}'");
+        using var backend = Device.CudaDevice.ForEndToEnd(device, 0);
+        if (backend is null) return 0;
         var models = new[] { "base", "expert_0", "expert_1", "expert_2" };
         foreach (var (m, i) in models.Select((m, i) => (m, i)))
             if (!File.Exists(Path.Combine(dir, m, "model.safetensors"))) Generate(Path.Combine(dir, m), layers, (ulong)i);
@@ -30,21 +38,30 @@ public static class TiesThroughput
         ReadAll(dir, models);
         read.Stop();
 
-        string config = Path.Combine(dir, "ties.yml");
-        File.WriteAllText(config, $"""
-            merge_method: ties
-            base_model: {dir}/base
-            models:
-              - model: {dir}/expert_0
-                parameters: {"{density: 0.5, weight: 1.0}"}
-              - model: {dir}/expert_1
-                parameters: {"{density: 0.5, weight: 0.7}"}
-              - model: {dir}/expert_2
-                parameters: {"{density: 0.3, weight: 0.5}"}
-            """);
+        string config = Path.Combine(dir, $"{method}.yml");
+        File.WriteAllText(config, method == "wudi"
+            ? $"""
+                merge_method: wudi
+                base_model: {dir}/base
+                models:
+                  - model: {dir}/expert_0
+                  - model: {dir}/expert_1
+                  - model: {dir}/expert_2
+                parameters: {"{iter_num: 300, lr: 1.0e-5}"}
+                """
+            : $"""
+                merge_method: {method}
+                base_model: {dir}/base
+                models:
+                  - model: {dir}/expert_0
+                    parameters: {"{density: 0.5, weight: 1.0}"}
+                  - model: {dir}/expert_1
+                    parameters: {"{density: 0.5, weight: 0.7}"}
+                  - model: {dir}/expert_2
+                    parameters: {"{density: 0.3, weight: 0.5}"}
+                """);
         string outDir = Path.Combine(dir, "out");
         if (Directory.Exists(outDir)) Directory.Delete(outDir, true);
-        using var backend = BackendFactory.Create(device, 0, out _);
         var merge = Stopwatch.StartNew();
         var cfg = MergeConfig.Load(config);
         using var plan = MergePlan.Create(cfg, new MergeOptions());
@@ -56,7 +73,9 @@ public static class TiesThroughput
         string cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':')[1].Trim() ?? "unknown cpu";
         Console.WriteLine($"input: {inputBytes / 1e9:F2} GB in {models.Length} files ({layers} layers), device {backend.Name}, {cpu}, {Environment.ProcessorCount} cores");
         Console.WriteLine($"plain read: {read.Elapsed.TotalSeconds:F2} s = {readRate:F0} MB/s");
-        Console.WriteLine($"TIES merge: {merge.Elapsed.TotalSeconds:F2} s = {mergeRate:F0} MB/s of input (load {report.LoadSeconds:F2} s, compute {report.ComputeSeconds:F2} s, write {report.WriteSeconds:F2} s)");
+        Console.WriteLine($"{method} merge: {merge.Elapsed.TotalSeconds:F2} s = {mergeRate:F0} MB/s of input (load {report.LoadSeconds:F2} s, compute {report.ComputeSeconds:F2} s, write {report.WriteSeconds:F2} s)");
+        if (backend is TaskMerge.Engine.Tensors.Ilgpu.IlgpuBackend gpu)
+            Console.WriteLine($"uploads: {gpu.Staging.PinnedUploads} through pinned slots, {gpu.Staging.PlainUploads} plain; {gpu.Staging.PinnedBytes / 1e6:F0} MB pinned{(gpu.Staging.Unavailable is { } why ? $" (pinned staging off: {why})" : "")}");
         Console.WriteLine($"ratio merge/read: {mergeRate / readRate:F3}");
         return 0;
     }

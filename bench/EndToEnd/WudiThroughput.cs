@@ -23,7 +23,8 @@ public static class WudiThroughput
         var o = Options(args);
         int blocks = o.Int("blocks", 12), d = o.Int("d", 768), mlp = o.Int("mlp", 3072), experts = o.Int("experts", 8);
         int iters = o.Int("iters", 300), measure = Math.Min(iters, o.Int("measure-iters", iters));
-        using var be = BackendFactory.Create(o.Str("device", "cpu"), o.Int("threads", 0), out _);
+        using var be = Device.CudaDevice.ForEndToEnd(o.Str("device", "cpu"), o.Int("threads", 0));
+        if (be is null) return 0;
 
         (string Name, int Out, int In, int PerBlock)[] shapes =
         [

@@ -8,7 +8,7 @@ without bias). One RI step = teacher forwards of θ0 and θᵢ without gradients
 forward, the KL loss over the task heads, backward, AdamW. Random weights: timing only.
 
 Used as a check only (never a dependency). Usage:
-  python3 ri_step_torch.py [--batch 128] [--steps 3] [--threads 2] [--layers 12] [--width 768]
+  python3 ri_step_torch.py [--batch 128] [--steps 3] [--threads 2] [--layers 12] [--width 768] [--device cuda] [--tf32]
 """
 import argparse, json, time
 import torch
@@ -70,7 +70,10 @@ def main():
     ap.add_argument("--tasks", type=int, default=8)
     ap.add_argument("--classes", type=int, default=100)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA")
     a = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32
+    torch.backends.cudnn.allow_tf32 = a.tf32
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dev = torch.device(a.device)
@@ -100,7 +103,7 @@ def main():
         opt.step()
         return float(loss)
 
-    out = {"torch": torch.__version__, "threads": a.threads, "batch": a.batch, "layers": a.layers, "width": a.width, "device": a.device}
+    out = {"torch": torch.__version__, "threads": a.threads, "tf32": a.tf32, "batch": a.batch, "layers": a.layers, "width": a.width, "device": a.device}
     for name, student_only in (("student_step", True), ("ri_step", False)):
         for _ in range(a.warmup):
             ri_step(student_only)

@@ -4,9 +4,10 @@ namespace TaskMerge.Kernels;
 
 /// <summary>
 /// Reductions in fixed chunks: group g reduces elements [g·<see cref="ChunkSize"/>, (g+1)·ChunkSize)
-/// into partial g (float64 for sums), and the host adds the partials in chunk order. The chunking
-/// and the in-group tree are fixed, so results do not vary from run to run.
-/// Launch with one group per chunk and a power-of-two group size ≤ 256.
+/// into partial g (float64 for sums), then one group combines the partials on the device
+/// (<see cref="SumOfPartials"/>, <see cref="MaxOfPartials"/>), so a reduction downloads one scalar.
+/// The chunking and the in-group trees are fixed, so results do not vary from run to run.
+/// Launch with one group per chunk (one group for the second stage) and a power-of-two group size ≤ 256.
 /// </summary>
 public static class ReduceKernels
 {
@@ -78,6 +79,31 @@ public static class ReduceKernels
         }
         max = GroupOps.Max(max);
         if (Group.IsFirstThread) partials[Grid.IdxX] = max;
+    }
+
+    /// <summary>
+    /// result[0] ← Σ partials (the second stage of a sum, one group): thread t adds partials t, t + DimX, …
+    /// in order, then the group tree adds the threads.
+    /// </summary>
+    public static void SumOfPartials(ArrayView<double> partials, ArrayView<double> result)
+    {
+        double acc = 0;
+        for (int i = Group.IdxX; i < partials.IntLength; i += Group.DimX) acc += partials[i];
+        acc = GroupOps.Sum(acc);
+        if (Group.IsFirstThread) result[0] = acc;
+    }
+
+    /// <summary>result[0] ← max of the partials (the second stage of <see cref="MaxAbsBitsPartials"/>, one group).</summary>
+    public static void MaxOfPartials(ArrayView<uint> partials, ArrayView<uint> result)
+    {
+        uint max = 0;
+        for (int i = Group.IdxX; i < partials.IntLength; i += Group.DimX)
+        {
+            uint m = partials[i];
+            if (m > max) max = m;
+        }
+        max = GroupOps.Max(max);
+        if (Group.IsFirstThread) result[0] = max;
     }
 
     private static void ChunkBounds(ArrayView<float> x, out int start, out int end)

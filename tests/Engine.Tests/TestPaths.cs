@@ -17,10 +17,11 @@ internal static class TestPaths
         return d;
     }
 
+    /// <summary>The checkout (where Engine.sln is) or, in the GPU bundle, the folder the bundle ships examples/ in.</summary>
     private static string FindRoot()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "Engine.sln"))) return d.FullName;
-        throw new InvalidOperationException("Engine.sln not found above " + AppContext.BaseDirectory);
+            if (File.Exists(Path.Combine(d.FullName, "Engine.sln")) || Directory.Exists(Path.Combine(d.FullName, "examples", "zoo"))) return d.FullName;
+        throw new InvalidOperationException("neither Engine.sln nor examples/zoo found above " + AppContext.BaseDirectory);
     }
 }

@@ -9,11 +9,25 @@ namespace TaskMerge.Engine.Merge;
 /// <summary>
 /// Executes a <see cref="MergePlan"/>: streams tensor groups through load → merge → write, each
 /// stage on its own thread with a bounded queue between them, so at most a few groups are in
-/// memory and reading, compute and writing overlap. Output is written atomically.
+/// memory and reading, compute and writing overlap. The loader decodes each input straight into
+/// memory the backend stages (<see cref="IBackend.Stage"/>: pinned slots and a copy stream on a
+/// device), so the next group's uploads run while the current group's kernels do. Output is
+/// written atomically.
 /// </summary>
 public static class MergeRunner
 {
-    private sealed record LoadedGroup(PlannedTensor Planned, float[]? Base, (int Model, float[] Values)[] Experts, byte[]? Raw);
+    /// <summary>
+    /// A group as the loader hands it over: merge inputs staged on the backend (a missing expert shares the
+    /// base's staged tensor), or for a copied tensor its raw bytes or decoded values.
+    /// </summary>
+    private sealed record LoadedGroup(PlannedTensor Planned, StagedTensor? Base, (int Model, StagedTensor Values)[] Experts, byte[]? Raw, float[]? Copied) : IDisposable
+    {
+        public void Dispose()
+        {
+            Base?.Dispose();
+            foreach (var (_, v) in Experts) v.Dispose();
+        }
+    }
 
     private sealed record ResultGroup(PlannedTensor Planned, float[]? Values, byte[]? Raw);
 
@@ -50,9 +64,17 @@ public static class MergeRunner
                 {
                     stop.Token.ThrowIfCancellationRequested();
                     loadTime.Start();
-                    var g = Load(plan, t, report);
+                    var g = Load(plan, t, backend, report);
                     loadTime.Stop();
-                    await loaded.Writer.WriteAsync(g, stop.Token);
+                    try
+                    {
+                        await loaded.Writer.WriteAsync(g, stop.Token);
+                    }
+                    catch
+                    {
+                        g.Dispose();
+                        throw;
+                    }
                 }
                 loaded.Writer.Complete();
             }
@@ -72,7 +94,12 @@ public static class MergeRunner
                 }
                 merged.Writer.Complete();
             }
-            catch (Exception e) { merged.Writer.Complete(e); }
+            catch (Exception e)
+            {
+                merged.Writer.Complete(e);
+                // Staged groups still queued hold pinned slots; give them back.
+                while (loaded.Reader.TryRead(out var left)) left.Dispose();
+            }
         });
 
         try
@@ -145,25 +172,38 @@ public static class MergeRunner
         Load = (name, model) => backend.FromHost(model < 0 ? LoadReference(plan, name) : LoadExpertOrBase(plan, name, model), ShapeOf(plan, name)),
     };
 
-    private static LoadedGroup Load(MergePlan plan, PlannedTensor t, MergeReport report)
+    /// <summary>Reads one group on the loader thread, staging every merge input on the backend as soon as it is decoded.</summary>
+    private static LoadedGroup Load(MergePlan plan, PlannedTensor t, IBackend backend, MergeReport report)
     {
         if (t.Action == TensorAction.CopyBase)
         {
             report.AddRead(t.SourceDType.Size() * Count(t.Shape));
-            if (t.SourceDType == t.OutDType) return new LoadedGroup(t, null, [], plan.Reference.GetBytes(t.Name).ToArray());
-            return new LoadedGroup(t, LoadReference(plan, t.Name), [], null);
+            if (t.SourceDType == t.OutDType) return new LoadedGroup(t, null, [], plan.Reference.GetBytes(t.Name).ToArray(), null);
+            return new LoadedGroup(t, null, [], null, LoadReference(plan, t.Name));
         }
-        float[]? baseValues = plan.HasBase ? LoadReference(plan, t.Name) : null;
-        if (baseValues is not null) report.AddRead(t.SourceDType.Size() * Count(t.Shape));
-        var experts = new List<(int, float[])>();
-        foreach (int e in t.Experts.Concat(t.Missing).Order())
+        StagedTensor? baseValues = null;
+        var experts = new List<(int, StagedTensor)>();
+        try
         {
-            if (t.Missing.Contains(e)) { experts.Add((e, baseValues!)); continue; }
-            plan.Experts[e].TryGet(t.Name, out var info);
-            report.AddRead(info!.ByteLength);
-            experts.Add((e, LoadFloat(plan, plan.Experts[e], t.Name, info.ElementCount)));
+            if (plan.HasBase)
+            {
+                baseValues = backend.Stage(t.Shape, values => ReadFloat(plan, plan.Reference, t.Name, values));
+                report.AddRead(t.SourceDType.Size() * Count(t.Shape));
+            }
+            foreach (int e in t.Experts.Concat(t.Missing).Order())
+            {
+                if (t.Missing.Contains(e)) { experts.Add((e, baseValues!)); continue; }
+                plan.Experts[e].TryGet(t.Name, out var info);
+                report.AddRead(info!.ByteLength);
+                experts.Add((e, backend.Stage(t.Shape, values => ReadFloat(plan, plan.Experts[e], t.Name, values))));
+            }
+            return new LoadedGroup(t, baseValues, experts.ToArray(), null, null);
         }
-        return new LoadedGroup(t, baseValues, experts.ToArray(), null);
+        catch
+        {
+            new LoadedGroup(t, baseValues, experts.ToArray(), null, null).Dispose();
+            throw;
+        }
     }
 
     private static float[] LoadReference(MergePlan plan, string name)
@@ -181,23 +221,28 @@ public static class MergeRunner
     private static float[] LoadFloat(MergePlan plan, ModelSource source, string name, long count)
     {
         var a = HostArrayPool.Rent(checked((int)count));
-        source.ReadFloat32(name, a);
-        FloatConvert.RoundTo(plan.ComputeDType, a);
+        ReadFloat(plan, source, name, a);
         return a;
+    }
+
+    /// <summary>Decodes a tensor into <paramref name="values"/> and rounds it to the compute dtype.</summary>
+    private static void ReadFloat(MergePlan plan, ModelSource source, string name, Span<float> values)
+    {
+        source.ReadFloat32(name, values);
+        FloatConvert.RoundTo(plan.ComputeDType, values);
     }
 
     private static ResultGroup Compute(MergePlan plan, LoadedGroup g, IBackend backend, ulong seed, MergeReport report)
     {
         if (g.Raw is not null) return new ResultGroup(g.Planned, null, g.Raw);
-        if (g.Planned.Action == TensorAction.CopyBase) return new ResultGroup(g.Planned, g.Base, null);
-        var shape = g.Planned.Shape;
-        Tensor? baseT = g.Base is null ? null : backend.FromHost(g.Base, shape);
+        if (g.Planned.Action == TensorAction.CopyBase) return new ResultGroup(g.Planned, g.Copied, null);
+        Tensor? baseT = null;
         var experts = new List<ExpertTensor>();
-        float[]? merged = null;
         try
         {
+            baseT = g.Base?.Take();
             foreach (var (model, values) in g.Experts)
-                experts.Add(new ExpertTensor(model, ReferenceEquals(values, g.Base) ? baseT! : backend.FromHost(values, shape)));
+                experts.Add(new ExpertTensor(model, ReferenceEquals(values, g.Base) ? baseT! : values.Take()));
             var diagnostics = new Dictionary<string, object>();
             var result = plan.Method.Merge(new TensorGroup
             {
@@ -205,16 +250,14 @@ public static class MergeRunner
                 Parameters = plan.Parameters, Seed = seed, Diagnostics = diagnostics,
             });
             if (diagnostics.Count > 0) report.AddTensorDiagnostics(g.Planned.Name, diagnostics);
-            merged = backend.DetachToHost(result);
-            return new ResultGroup(g.Planned, merged, null);
+            return new ResultGroup(g.Planned, backend.DetachToHost(result), null);
         }
         finally
         {
-            foreach (var e in experts) if (!ReferenceEquals(e.Values, baseT)) e.Values.Dispose();
+            // A tensor the method returned was detached above, so disposing it again does nothing.
+            foreach (var e in experts) e.Values.Dispose();
             baseT?.Dispose();
-            // The loaded arrays are dead now (the CPU backend wrapped them, a device copied them).
-            foreach (var a in g.Experts.Select(e => e.Values).Append(g.Base).Distinct())
-                if (a is not null && !ReferenceEquals(a, merged)) HostArrayPool.Return(a);
+            g.Dispose();
         }
     }
 

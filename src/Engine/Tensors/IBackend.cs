@@ -23,6 +23,16 @@ public interface IBackend : IDisposable
     Tensor FromHost(float[] values, params int[] shape);
 
     /// <summary>
+    /// Starts a tensor of <paramref name="shape"/> whose values <paramref name="fill"/> writes into host
+    /// memory the backend provides, from a thread other than the one driving the backend (a loader; one
+    /// such thread at a time, concurrently with ops): a device backend hands out pinned memory and
+    /// copies it on a copy stream of its own, so the upload overlaps the kernels being run meanwhile; the
+    /// CPU backend fills a pooled array it then adopts. The driving thread makes the tensor with
+    /// <see cref="StagedTensor.Take"/>, which is ordered after the copy.
+    /// </summary>
+    StagedTensor Stage(int[] shape, HostFill fill);
+
+    /// <summary>
     /// The values of <paramref name="t"/> as a host array of exactly <see cref="Tensor.Length"/>
     /// elements, disposing the tensor: the CPU backend hands over its array, device backends download.
     /// </summary>

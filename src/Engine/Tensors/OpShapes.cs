@@ -28,6 +28,33 @@ internal static class OpShapes
         _ => throw new ArgumentException($"{what}: {t} is neither 1-D nor 2-D"),
     };
 
+    /// <summary>(m, n, k = min(m, n)) of a valid <see cref="IBackend.Svd"/> call.</summary>
+    public static (int M, int N, int K) Svd(Tensor a, Tensor u, Tensor s, Tensor vt)
+    {
+        int m = a.Rows, n = a.Cols, k = Math.Min(m, n);
+        if (u.Rank != 2 || u.Rows != m || u.Cols != k || s.Length != k || vt.Rank != 2 || vt.Rows != k || vt.Cols != n)
+            throw new ArgumentException($"svd of {m}x{n}: u must be {m}x{k}, s {k}, vt {k}x{n}; got {u}, {s}, {vt}");
+        return (m, n, k);
+    }
+
+    /// <summary>The order n of a valid <see cref="IBackend.SymmetricEigen"/> call.</summary>
+    public static int SymmetricEigen(Tensor a, Tensor eigenvalues, Tensor eigenvectors)
+    {
+        int n = a.Rows;
+        if (a.Cols != n || eigenvalues.Length != n || eigenvectors.Rank != 2 || eigenvectors.Rows != n || eigenvectors.Cols != n)
+            throw new ArgumentException($"symmetric_eigen: a must be square and eigenvalues {n}, eigenvectors {n}x{n}; got {a}, {eigenvalues}, {eigenvectors}");
+        return n;
+    }
+
+    /// <summary>(n, rows of B) of a valid <see cref="IBackend.CholeskySolve"/> call.</summary>
+    public static (int N, int Rows) CholeskySolve(Tensor a, Tensor b)
+    {
+        int n = a.Rows;
+        if (a.Cols != n || b.Cols != n)
+            throw new ArgumentException($"cholesky solve: A must be square and B must have {n} columns, got A {a.Rows}x{a.Cols}, B {b.Rows}x{b.Cols}");
+        return (n, b.Rows);
+    }
+
     /// <summary>Blocks of a <see cref="IBackend.BlockDot"/> call.</summary>
     public static int BlockDot(IReadOnlyList<Tensor> xs, IReadOnlyList<Tensor> ys, int blockLength, int dstLength)
     {

@@ -1,12 +1,16 @@
 using System.Diagnostics;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
+using TaskMerge.Engine.IO;
+using TaskMerge.Engine.Methods;
 using TaskMerge.Engine.Native;
 using TaskMerge.Engine.Optim;
 using TaskMerge.Engine.Tensors;
 using TaskMerge.Engine.Tensors.Cpu;
 using TaskMerge.Engine.Tensors.Ilgpu;
 using Xunit;
+using TaskMerge.Engine.Tests.Cli;
+using TaskMerge.Engine.Tests.Kernels;
 using static TaskMerge.Engine.Tests.Kernels.BackendParity;
 
 namespace TaskMerge.Engine.Tests.Gpu;
@@ -45,8 +49,95 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
     public void NamesTheDeviceAndTheMatrixEngine()
     {
         var gpu = fixture.Require();
-        output.WriteLine($"{gpu.Name}; matrix ops: {gpu.MatrixEngine}");
+        output.WriteLine($"{gpu.Name}; matrix ops: {gpu.MatrixEngine}; factorisations: {gpu.LinearAlgebraEngine}");
         Assert.Matches(@"^cuda:0 \(.+, [0-9.]+ GiB\)$", gpu.Name);
+    }
+
+    [Fact]
+    public void FactorisationsRunOnCusolverInFloat64()
+    {
+        var gpu = fixture.Require();
+        Assert.True(gpu.LinearAlgebraEngine.StartsWith("cuSOLVER (", StringComparison.Ordinal), gpu.LinearAlgebraEngine);
+        Assert.EndsWith("float64", gpu.LinearAlgebraEngine);
+    }
+
+    [Theory]
+    [InlineData(768, 768)]
+    [InlineData(3072, 768)]
+    [InlineData(768, 3072)]
+    [InlineData(50, 768)]
+    public void SvdOfVitShapesMatchesCpu(int m, int n)
+    {
+        var gpu = fixture.Require();
+        var a = Decompositions.Gaussian(m, n, m + n);
+        var cpu = Decompositions.Svd(_cpu, a, m, n);
+        var sw = Stopwatch.StartNew();
+        var device = Decompositions.Svd(gpu, a, m, n);
+        output.WriteLine($"svd {m}x{n} on {gpu.LinearAlgebraEngine}: {sw.Elapsed.TotalMilliseconds:F1} ms (first call includes compilation)");
+        Decompositions.AssertSvdMatches(cpu, device, a, m, n, 1e-5);
+    }
+
+    [Theory]
+    [InlineData(768)]
+    [InlineData(3072)]
+    public void SymmetricEigenMatchesCpu(int n)
+    {
+        var gpu = fixture.Require();
+        var a = Decompositions.Symmetric(n, n);
+        var cpu = Decompositions.Eigen(_cpu, a, n);
+        var sw = Stopwatch.StartNew();
+        var device = Decompositions.Eigen(gpu, a, n);
+        output.WriteLine($"syevd {n}: {sw.Elapsed.TotalMilliseconds:F1} ms");
+        Decompositions.AssertEigenMatches(cpu, device, n, 1e-5);
+    }
+
+    [Fact]
+    public void CholeskySolveOf768With3072RowsMatchesCpu()
+    {
+        var gpu = fixture.Require();
+        const int n = 768, rows = 3072;
+        var a = Decompositions.Spd(n, 1024, 1e-3, 60);
+        var b = RandomValues(rows * n, 61);
+        var (cpuSolved, expected) = Decompositions.CholeskySolve(_cpu, a, n, 1e-4, b, rows);
+        var (gpuSolved, actual) = Decompositions.CholeskySolve(gpu, a, n, 1e-4, b, rows);
+        Assert.True(cpuSolved && gpuSolved);
+        AssertClose(expected, actual, 1e-4, "B·(A + ρI)⁻¹", floor: expected.Max(MathF.Abs));
+
+        var indefinite = (float[])a.Clone();
+        indefinite[5 * n + 5] = -1f;
+        var (solved, unchanged) = Decompositions.CholeskySolve(gpu, indefinite, n, 0, b, rows);
+        Assert.False(solved);
+        Assert.Equal(b, unchanged);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void WudiOnTheGpuMatchesCpuWithLossLoggedAsScalars(bool closedForm)
+    {
+        var gpu = fixture.Require();
+        const int rows = 3072, cols = 768, tasks = 4;
+        var taus = Enumerable.Range(0, tasks).Select(i => RandomValues(rows * cols, 70 + i, 1e-3f)).ToArray();
+        var settings = new WudiMethod.Settings(closedForm ? 0 : 50, 1e-5f, closedForm, 1e-4, 1.0, LogLoss: true, LogEvery: 10);
+        (float[] Tau, Dictionary<string, object> Diagnostics) Solve(IBackend be)
+        {
+            var diagnostics = new Dictionary<string, object>();
+            var m = WudiMethod.SolveTaskVector(be, [rows], cols, Enumerable.Range(0, tasks).ToArray(),
+                i => [Load(be, taus[i], rows, cols)], settings, "fc1", diagnostics);
+            return (be.DetachToHost(m[0]), diagnostics);
+        }
+        var cpu = Solve(_cpu);
+        var sw = Stopwatch.StartNew();
+        var device = Solve(gpu);
+        output.WriteLine($"wudi {(closedForm ? "closed form" : "50 Adam steps")} [{rows},{cols}] × {tasks}: {sw.Elapsed.TotalMilliseconds:F0} ms");
+        AssertClose(cpu.Tau, device.Tau, closedForm ? 1e-3 : 1e-4, "τ_m", floor: cpu.Tau.Max(MathF.Abs));
+        foreach (string key in closedForm ? new[] { "loss_initial", "loss_final" } : ["loss"])
+        {
+            var expected = closedForm ? [(double)cpu.Diagnostics[key]] : ((List<double>)cpu.Diagnostics[key]).ToArray();
+            var actual = closedForm ? [(double)device.Diagnostics[key]] : ((List<double>)device.Diagnostics[key]).ToArray();
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4 * Math.Abs(expected[i]), $"{key}[{i}]: cpu {expected[i]}, gpu {actual[i]}");
+        }
     }
 
     [Fact]
@@ -182,6 +273,84 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
     }
 
     [Fact]
+    public void StagedUploadsArriveIntactWhileKernelsRun()
+    {
+        var gpu = fixture.Require();
+        const int tensors = 24, rows = 3072, cols = 768;
+        var sources = Enumerable.Range(0, 4).Select(i => RandomValues(rows * cols, 80 + i)).ToArray();
+        using var w = Load(gpu, RandomValues(cols * cols, 90), cols, cols);
+        using var product = gpu.Empty(rows, cols);
+        long pinnedBefore = gpu.Staging.PinnedUploads;
+        var sw = Stopwatch.StartNew();
+        var checks = StageOnALoaderThread(gpu, tensors, i => sources[i % 4], [rows, cols], t =>
+        {
+            for (int k = 0; k < 20; k++) gpu.Gemm(t, false, w, false, product);
+        });
+        output.WriteLine($"{tensors} staged uploads of {rows}x{cols} with 20 GEMMs each: {sw.Elapsed.TotalMilliseconds:F0} ms; " +
+            $"pinned {gpu.Staging.PinnedUploads - pinnedBefore}, plain {gpu.Staging.PlainUploads}, {gpu.Staging.PinnedBytes >> 20} MiB pinned, {gpu.Staging.Unavailable ?? "pinned staging on"}");
+        Assert.Null(gpu.Staging.Unavailable);
+        Assert.Equal(tensors, gpu.Staging.PinnedUploads - pinnedBefore);
+        foreach (var (i, values) in checks) AssertBitEqual(sources[i % 4], values, $"staged tensor {i}");
+    }
+
+    /// <summary>
+    /// A loader thread stages <paramref name="count"/> tensors while this thread takes each and runs
+    /// <paramref name="work"/> on it, as the merge pipeline does; returns every fifth tensor's values as taken.
+    /// </summary>
+    private static List<(int Index, float[] Values)> StageOnALoaderThread(IlgpuBackend gpu, int count, Func<int, float[]> source, int[] shape, Action<Tensor> work)
+    {
+        using var staged = new System.Collections.Concurrent.BlockingCollection<(int, StagedTensor)>(boundedCapacity: 4);
+        var loader = new Thread(() =>
+        {
+            for (int i = 0; i < count; i++)
+            {
+                var values = source(i);
+                staged.Add((i, gpu.Stage(shape, v => values.CopyTo(v))));
+            }
+            staged.CompleteAdding();
+        });
+        loader.Start();
+        var taken = new List<(int, float[])>();
+        foreach (var (i, s) in staged.GetConsumingEnumerable())
+        {
+            using var t = s.Take();
+            work(t);
+            if (i % 5 == 0) taken.Add((i, t.ToArray()));
+        }
+        loader.Join();
+        return taken;
+    }
+
+    [Theory]
+    [InlineData("ties")]
+    [InlineData("task_arithmetic")]
+    [InlineData("dare_ties")]
+    [InlineData("wudi")]
+    [InlineData("tsv_m")]
+    [InlineData("iso_c")]
+    [InlineData("iso_cts")]
+    [InlineData("awd")]
+    public void ExampleMergeOnTheGpuMatchesCpu(string method)
+    {
+        fixture.Require();
+        string config = Path.Combine(TestPaths.Examples, method + ".yml"), dir = TestPaths.NewTempDir();
+        var sw = Stopwatch.StartNew();
+        var (code, _, stderr) = CliRunner.Run("merge", config, Path.Combine(dir, "gpu"), "--device", "cuda", "--quiet");
+        Assert.True(code == 0, stderr);
+        output.WriteLine($"{method} on the GPU: {sw.Elapsed.TotalSeconds:F1} s (with compilation)");
+        (code, _, stderr) = CliRunner.Run("merge", config, Path.Combine(dir, "cpu"), "--device", "cpu", "--quiet");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("\"cuda:0", File.ReadAllText(Path.Combine(dir, "gpu", "merge_report.json")));
+        using var cpu = ModelSource.Open(Path.Combine(dir, "cpu"));
+        using var gpuOut = ModelSource.Open(Path.Combine(dir, "gpu"));
+        foreach (var t in cpu.Tensors)
+        {
+            var expected = cpu.ReadFloat32(t.Name);
+            AssertClose(expected, gpuOut.ReadFloat32(t.Name), 1e-4, $"{method} {t.Name}", floor: Math.Max(1e-6f, expected.Max(MathF.Abs)));
+        }
+    }
+
+    [Fact]
     public void PoolReusesBuffersAtRealSizes()
     {
         var gpu = fixture.Require();
@@ -311,7 +480,7 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
             using var rwork = gpu.Empty(n);
             CudaStatus.CheckCusolver(Cusolver.cusolverDnSgesvd_bufferSize(handle, n, n, out lwork), nameof(Cusolver.cusolverDnSgesvd_bufferSize));
             using (var work = gpu.Empty(Math.Max(lwork, 1)))
-                CudaStatus.CheckCusolver(Cusolver.cusolverDnSgesvd(handle, (byte)'N', (byte)'N', n, n, gpu.DevicePointer(g), n, gpu.DevicePointer(sv),
+                CudaStatus.CheckCusolver(Cusolver.cusolverDnSgesvd(handle, (sbyte)'N', (sbyte)'N', n, n, gpu.DevicePointer(g), n, gpu.DevicePointer(sv),
                     gpu.DevicePointer(u), n, gpu.DevicePointer(v), n, gpu.DevicePointer(work), lwork, gpu.DevicePointer(rwork), info.NativePtr),
                     nameof(Cusolver.cusolverDnSgesvd));
             Assert.Equal(0, info.GetAsArray1D()[0]);

@@ -1,3 +1,5 @@
+using ILGPU;
+using ILGPU.Runtime;
 using TaskMerge.Engine.Tensors;
 using TaskMerge.Kernels;
 using Xunit;
@@ -42,5 +44,25 @@ public sealed class ReduceKernelTests(IlgpuCpuFixture fixture)
         x[900] = float.NaN;
         _device.Upload(x, t);
         Assert.True(float.IsNaN(_device.MaxAbs(t)));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(255)]
+    [InlineData(1000)]
+    public void SecondStageCombinesEveryPartialOnTheDevice(int count)
+    {
+        var accelerator = fixture.Device.Accelerator;
+        var sums = Enumerable.Range(0, count).Select(i => (double)((i * 7919) % 1013) - 500).ToArray();
+        var bits = Enumerable.Range(0, count).Select(i => (uint)((i * 2654435761u) >> 2)).ToArray();
+        using var partials = accelerator.Allocate1D(sums.Append(double.NaN).ToArray());
+        using var maxima = accelerator.Allocate1D(bits.Append(0u).ToArray());
+        var config = new KernelConfig(1, 16);
+        accelerator.LoadStreamKernel<ArrayView<double>, ArrayView<double>>(ReduceKernels.SumOfPartials)(
+            config, partials.View.SubView(0, count), partials.View.SubView(count, 1));
+        accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<uint>>(ReduceKernels.MaxOfPartials)(
+            config, maxima.View.SubView(0, count), maxima.View.SubView(count, 1));
+        Assert.Equal(sums.Sum(), partials.GetAsArray1D()[count]);
+        Assert.Equal(bits.Max(), maxima.GetAsArray1D()[count]);
     }
 }

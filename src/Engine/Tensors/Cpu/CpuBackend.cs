@@ -81,6 +81,30 @@ public sealed partial class CpuBackend : IBackend
     public Tensor FromHost(float[] values, params int[] shape) => Wrap(values, shape);
 
     /// <inheritdoc />
+    public StagedTensor Stage(int[] shape, HostFill fill)
+    {
+        var values = HostArrayPool.Rent(checked((int)Count(shape)));
+        try
+        {
+            fill(values);
+        }
+        catch
+        {
+            HostArrayPool.Return(values);
+            throw;
+        }
+        return new PooledStagedTensor(this, shape, values);
+    }
+
+    /// <summary>A filled pooled array, adopted by the tensor it becomes (and so back to the pool on its release).</summary>
+    private sealed class PooledStagedTensor(CpuBackend backend, int[] shape, float[] values) : StagedTensor(shape)
+    {
+        private protected override Tensor TakeCore() => new(backend, Shape, new PooledArray(values));
+
+        private protected override void ReleaseCore() => HostArrayPool.Return(values);
+    }
+
+    /// <inheritdoc />
     public float[] DetachToHost(Tensor t)
     {
         var a = Data(t);
@@ -288,27 +312,22 @@ public sealed partial class CpuBackend : IBackend
     /// <inheritdoc />
     public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt)
     {
-        int m = a.Rows, n = a.Cols, k = Math.Min(m, n);
-        if (u.Rank != 2 || u.Rows != m || u.Cols != k || s.Length != k || vt.Rank != 2 || vt.Rows != k || vt.Cols != n)
-            throw new ArgumentException($"svd of {m}x{n}: u must be {m}x{k}, s {k}, vt {k}x{n}; got {u}, {s}, {vt}");
+        var (m, n, _) = OpShapes.Svd(a, u, s, vt);
         LinearAlgebra.Svd(Span(a), m, n, Span(u), Span(s), Span(vt));
     }
 
     /// <inheritdoc />
     public void SymmetricEigen(Tensor a, Tensor eigenvalues, Tensor eigenvectors)
     {
-        int n = a.Rows;
-        if (a.Cols != n || eigenvalues.Length != n || eigenvectors.Rank != 2 || eigenvectors.Rows != n || eigenvectors.Cols != n)
-            throw new ArgumentException($"symmetric_eigen: a must be square and eigenvalues {n}, eigenvectors {n}x{n}; got {a}, {eigenvalues}, {eigenvectors}");
+        int n = OpShapes.SymmetricEigen(a, eigenvalues, eigenvectors);
         LinearAlgebra.SymmetricEigen(Span(a), n, Span(eigenvalues), Span(eigenvectors));
     }
 
     /// <inheritdoc />
     public bool CholeskySolve(Tensor a, double shift, Tensor b)
     {
-        int n = a.Rows;
-        if (a.Cols != n || b.Cols != n) throw new ArgumentException($"cholesky solve: A must be square and B must have {n} columns, got A {a.Rows}x{a.Cols}, B {b.Rows}x{b.Cols}");
-        return CpuCholesky.Solve(Data(a), n, shift, Data(b), b.Rows, _parallel);
+        var (n, rows) = OpShapes.CholeskySolve(a, b);
+        return CpuCholesky.Solve(Data(a), n, shift, Data(b), rows, _parallel);
     }
 
     /// <inheritdoc />

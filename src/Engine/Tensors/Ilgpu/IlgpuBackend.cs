@@ -13,9 +13,12 @@ namespace TaskMerge.Engine.Tensors.Ilgpu;
 /// (CUDA in production; ILGPU's CPU accelerator runs the same kernels in tests), recycled through a
 /// size-bucketed pool. Every op is a kernel from <see cref="TaskMerge.Kernels"/>, compiled once and
 /// cached; GEMM/SYRK/GEMV go through cuBLAS on a CUDA accelerator where cuBLAS loads, else through
-/// the tiled ILGPU kernels. Ops are issued on the accelerator's default stream and share scratch
-/// buffers, so one thread at a time drives a backend; any thread may, since every CUDA call the
-/// backend makes outside ILGPU's own copies binds the context to the calling thread first.
+/// the tiled ILGPU kernels; SVD, symmetric eigen-decomposition and Cholesky solves through cuSOLVER
+/// in float64 where it loads, else on the host. Ops are issued on the accelerator's default stream
+/// and share scratch buffers, so one thread at a time drives a backend; any thread may, since every
+/// CUDA call the backend makes outside ILGPU's own copies binds the context to the calling thread
+/// first. One other thread may <see cref="Stage"/> uploads meanwhile; they travel on a copy stream
+/// of their own (<see cref="HostStaging"/>).
 /// </summary>
 public sealed partial class IlgpuBackend : IBackend
 {
@@ -25,10 +28,12 @@ public sealed partial class IlgpuBackend : IBackend
     private readonly DevicePool _pool;
     private readonly IlgpuKernels _kernels;
     private readonly CublasSession? _cublas;
+    private readonly IDeviceSolver? _solver;
+    private readonly HostStaging _staging;
     private readonly int _groupSize, _gemmTile;
     private MemoryBuffer1D<double, Stride1D.Dense>? _doublePartials;
     private MemoryBuffer1D<uint, Stride1D.Dense>? _uintPartials;
-    private MemoryBuffer1D<int, Stride1D.Dense>? _histogram, _chunkCounts;
+    private MemoryBuffer1D<int, Stride1D.Dense>? _histogram, _chunkCounts, _flag;
     private MemoryBuffer1D<float, Stride1D.Dense>? _weights;
     private bool _disposed;
 
@@ -37,9 +42,16 @@ public sealed partial class IlgpuBackend : IBackend
     /// <paramref name="allowTf32"/> lets cuBLAS use TF32 tensor cores for float32 products.
     /// </summary>
     public IlgpuBackend(Accelerator accelerator, bool allowTf32 = false)
-        : this(accelerator, ownedContext: null, ownsAccelerator: false, allowTf32) { }
+        : this(accelerator, ownedContext: null, ownsAccelerator: false, allowTf32, solver: null) { }
 
-    private IlgpuBackend(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator, bool allowTf32)
+    /// <summary>
+    /// A backend whose dense factorisations run on <paramref name="solver"/> instead of the one
+    /// <see cref="ChooseSolver"/> picks (tests drive the device path on ILGPU's CPU accelerator this way).
+    /// </summary>
+    internal IlgpuBackend(Accelerator accelerator, IDeviceSolver solver)
+        : this(accelerator, ownedContext: null, ownsAccelerator: false, allowTf32: false, solver) { }
+
+    private IlgpuBackend(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator, bool allowTf32, IDeviceSolver? solver)
     {
         _accelerator = accelerator;
         _ownedContext = ownedContext;
@@ -60,6 +72,10 @@ public sealed partial class IlgpuBackend : IBackend
             Name = $"ilgpu-{accelerator.AcceleratorType.ToString().ToLowerInvariant()} ({accelerator.Name})";
             MatrixEngine = "ILGPU tiled kernels";
         }
+        _staging = new HostStaging(this, accelerator);
+        string why = "";
+        _solver = solver ?? ChooseSolver(accelerator, _pool, out why);
+        LinearAlgebraEngine = _solver?.Description ?? $"host float64 between a download and an upload ({why})";
     }
 
     /// <summary>
@@ -82,7 +98,7 @@ public sealed partial class IlgpuBackend : IBackend
             }
             accelerator = context.CreateCudaAccelerator(0);
             reason = "";
-            return new IlgpuBackend(accelerator, context, ownsAccelerator: true, allowTf32);
+            return new IlgpuBackend(accelerator, context, ownsAccelerator: true, allowTf32, solver: null);
         }
         catch (Exception e)
         {
@@ -165,6 +181,13 @@ public sealed partial class IlgpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    /// <remarks>Through <see cref="HostStaging"/>: pinned slots and a non-blocking copy stream.</remarks>
+    public StagedTensor Stage(int[] shape, HostFill fill) => _staging.Stage(shape, fill);
+
+    /// <summary>Host→device staging: budget, slot memory and how many uploads took which path.</summary>
+    internal HostStaging Staging => _staging;
+
+    /// <inheritdoc />
     public float[] DetachToHost(Tensor t)
     {
         var a = GC.AllocateUninitializedArray<float>(checked((int)t.Length));
@@ -245,9 +268,9 @@ public sealed partial class IlgpuBackend : IBackend
         SameLength(a, b);
         int chunks = ReduceKernels.ChunkCount(a.Length);
         if (chunks == 0) return 0;
-        var partials = Scratch(ref _doublePartials, chunks);
+        var partials = Scratch(ref _doublePartials, chunks + 1);
         _kernels.DotPartials(Groups(chunks), View(a), View(b), partials.View.SubView(0, chunks));
-        return SumInChunkOrder(partials, chunks);
+        return SumOfPartials(partials, chunks);
     }
 
     /// <inheritdoc />
@@ -297,46 +320,14 @@ public sealed partial class IlgpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    /// <remarks>Factorised on the host in float64 (LAPACK or managed) between a download and an upload.</remarks>
-    public void Svd(Tensor a, Tensor u, Tensor s, Tensor vt) => OnHost([a], [u, s, vt], (cpu, i, o) => cpu.Svd(i[0], o[0], o[1], o[2]));
-
-    /// <inheritdoc />
-    /// <remarks>Factorised on the host in float64 (LAPACK or managed) between a download and an upload.</remarks>
-    public void SymmetricEigen(Tensor a, Tensor eigenvalues, Tensor eigenvectors) =>
-        OnHost([a], [eigenvalues, eigenvectors], (cpu, i, o) => cpu.SymmetricEigen(i[0], o[0], o[1]));
-
-    /// <inheritdoc />
-    /// <remarks>Factorised and solved on the host in float64 between a download and an upload.</remarks>
-    public bool CholeskySolve(Tensor a, double shift, Tensor b)
-    {
-        bool solved = false;
-        OnHost([a, b], [b], (cpu, i, o) =>
-        {
-            solved = cpu.CholeskySolve(i[0], shift, i[1]);
-            cpu.Copy(i[1], o[0]);
-        });
-        return solved;
-    }
-
-    private void OnHost(Tensor[] inputs, Tensor[] outputs, Action<Cpu.CpuBackend, Tensor[], Tensor[]> op)
-    {
-        var cpu = Cpu.CpuBackend.Shared;
-        var i = inputs.Select(t => cpu.FromHost(t.ToArray(), t.Shape.ToArray())).ToArray();
-        var o = outputs.Select(t => cpu.Empty(t.Shape.ToArray())).ToArray();
-        op(cpu, i, o);
-        for (int k = 0; k < outputs.Length; k++) Upload(Cpu.CpuBackend.Span(o[k]), outputs[k]);
-    }
-
-    /// <inheritdoc />
     public float MaxAbs(Tensor x)
     {
         int chunks = ReduceKernels.ChunkCount(x.Length);
         if (chunks == 0) return 0f;
-        var partials = Scratch(ref _uintPartials, chunks);
+        var partials = Scratch(ref _uintPartials, chunks + 1);
         _kernels.MaxAbsBitsPartials(Groups(chunks), View(x), partials.View.SubView(0, chunks));
-        uint max = 0;
-        foreach (uint bits in ToHost(partials, chunks)) max = Math.Max(max, bits);
-        return BitConverter.UInt32BitsToSingle(max);
+        _kernels.MaxOfPartials(Groups(1), partials.View.SubView(0, chunks), partials.View.SubView(chunks, 1));
+        return BitConverter.UInt32BitsToSingle(Scalar(partials, chunks));
     }
 
     /// <inheritdoc />
@@ -502,11 +493,14 @@ public sealed partial class IlgpuBackend : IBackend
         if (_disposed) return;
         _disposed = true;
         _accelerator.Bind();
+        _staging.Dispose();
         _cublas?.Dispose();
+        _solver?.Dispose();
         _doublePartials?.Dispose();
         _uintPartials?.Dispose();
         _histogram?.Dispose();
         _chunkCounts?.Dispose();
+        _flag?.Dispose();
         _weights?.Dispose();
         _pool.Dispose();
         if (_ownsAccelerator) _accelerator.Dispose();
@@ -522,6 +516,9 @@ public sealed partial class IlgpuBackend : IBackend
     }
 
     private ArrayView<float> View(Tensor t) => Buffer(t).AsArrayView<float>(0, t.Length);
+
+    /// <summary>The device view of a tensor's elements.</summary>
+    internal ArrayView<float> ViewOf(Tensor t) => View(t);
 
     private IntPtr Pointer(Tensor t) => Buffer(t).NativePtr;
 
@@ -551,16 +548,23 @@ public sealed partial class IlgpuBackend : IBackend
     {
         int chunks = ReduceKernels.ChunkCount(x.Length);
         if (chunks == 0) return 0;
-        var partials = Scratch(ref _doublePartials, chunks);
+        var partials = Scratch(ref _doublePartials, chunks + 1);
         kernel(Groups(chunks), View(x), partials.View.SubView(0, chunks));
-        return SumInChunkOrder(partials, chunks);
+        return SumOfPartials(partials, chunks);
     }
 
-    private static double SumInChunkOrder(MemoryBuffer1D<double, Stride1D.Dense> partials, int chunks)
+    /// <summary>Adds partials[0..chunks) on the device into partials[chunks] and downloads that one value.</summary>
+    private double SumOfPartials(MemoryBuffer1D<double, Stride1D.Dense> partials, int chunks)
     {
-        double s = 0;
-        foreach (double p in ToHost(partials, chunks)) s += p;
-        return s;
+        _kernels.SumOfPartials(Groups(1), partials.View.SubView(0, chunks), partials.View.SubView(chunks, 1));
+        return Scalar(partials, chunks);
+    }
+
+    private static T Scalar<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, int index) where T : unmanaged
+    {
+        T value = default;
+        buffer.AsArrayView<T>(index, 1).CopyToCPU(new Span<T>(ref value));
+        return value;
     }
 
     private void Ternary(Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> kernel, Tensor a, Tensor b, Tensor dst)

@@ -23,6 +23,8 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<KernelConfig, ArrayView<float>, ArrayView<double>>? _sum, _sumAbs, _sumSquares;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<double>>? _dot;
     private Action<KernelConfig, ArrayView<float>, ArrayView<uint>>? _maxAbsBits;
+    private Action<KernelConfig, ArrayView<double>, ArrayView<double>>? _sumOfPartials;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<uint>>? _maxOfPartials;
     private Action<Index1D, ArrayView<float>, ArrayView<int>>? _highHistogram;
     private Action<Index1D, ArrayView<float>, uint, ArrayView<int>>? _lowHistogram;
     private Action<KernelConfig, ArrayView<float>, uint, ArrayView<int>>? _countTies, _keepAbove;
@@ -50,6 +52,10 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>? _addRowVectorBack;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, PatchShape>? _patchify;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>? _scaleColumns;
+    private Action<Index1D, ArrayView<float>, ArrayView<double>, int, int, int>? _toDouble;
+    private Action<Index1D, ArrayView<double>, ArrayView<float>, int, int, int>? _toFloat;
+    private Action<Index1D, ArrayView<double>, int, double>? _addToDiagonal;
+    private Action<Index1D, ArrayView<double>, int, ArrayView<int>>? _flagBadPivots;
 
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Add => Auto(ref _add, ElementwiseKernels.Add);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> Sub => Auto(ref _sub, ElementwiseKernels.Sub);
@@ -65,6 +71,8 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     public Action<KernelConfig, ArrayView<float>, ArrayView<double>> SumSquaresPartials => Grouped(ref _sumSquares, ReduceKernels.SumSquaresPartials);
     public Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<double>> DotPartials => Grouped(ref _dot, ReduceKernels.DotPartials);
     public Action<KernelConfig, ArrayView<float>, ArrayView<uint>> MaxAbsBitsPartials => Grouped(ref _maxAbsBits, ReduceKernels.MaxAbsBitsPartials);
+    public Action<KernelConfig, ArrayView<double>, ArrayView<double>> SumOfPartials => Grouped(ref _sumOfPartials, ReduceKernels.SumOfPartials);
+    public Action<KernelConfig, ArrayView<uint>, ArrayView<uint>> MaxOfPartials => Grouped(ref _maxOfPartials, ReduceKernels.MaxOfPartials);
 
     public Action<Index1D, ArrayView<float>, ArrayView<int>> HighDigitHistogram => Auto(ref _highHistogram, SelectKernels.HighDigitHistogram);
     public Action<Index1D, ArrayView<float>, uint, ArrayView<int>> LowDigitHistogram => Auto(ref _lowHistogram, SelectKernels.LowDigitHistogram);
@@ -107,6 +115,11 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     public Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> AddRowVectorBackward => Auto(ref _addRowVectorBack, NnKernels.AddRowVectorBackward);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, PatchShape> Patchify => Auto(ref _patchify, NnKernels.Patchify);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> ScaleColumns => Auto(ref _scaleColumns, MatrixKernels.ScaleColumns);
+
+    public Action<Index1D, ArrayView<float>, ArrayView<double>, int, int, int> ToDouble => Auto(ref _toDouble, SolverKernels.ToDouble);
+    public Action<Index1D, ArrayView<double>, ArrayView<float>, int, int, int> ToFloat => Auto(ref _toFloat, SolverKernels.ToFloat);
+    public Action<Index1D, ArrayView<double>, int, double> AddToDiagonal => Auto(ref _addToDiagonal, SolverKernels.AddToDiagonal);
+    public Action<Index1D, ArrayView<double>, int, ArrayView<int>> FlagBadPivots => Auto(ref _flagBadPivots, SolverKernels.FlagBadPivots);
 
     private Action<Index1D, T1, T2> Auto<T1, T2>(ref Action<Index1D, T1, T2>? slot, Action<Index1D, T1, T2> kernel)
         where T1 : struct where T2 : struct
