@@ -361,6 +361,40 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
         Assert.Equal(0, gpu.CachedBytes);
     }
 
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void GemmStridedBatchedOfAttentionShapesMatchesCpu(bool transA, bool transB)
+    {
+        var gpu = fixture.Require();
+        const int batch = 128 * 12, m = 50, n = 64, k = 50;
+        int[] aShape = transA ? [batch, k, m] : [batch, m, k], bShape = transB ? [batch, n, k] : [batch, k, n];
+        float[] a = RandomValues(batch * m * k, 60), b = RandomValues(batch * k * n, 61), c0 = RandomValues(batch * m * n, 62);
+        using var ca = _cpu.Wrap((float[])a.Clone(), aShape);
+        using var cb = _cpu.Wrap((float[])b.Clone(), bShape);
+        using var cc = _cpu.Wrap((float[])c0.Clone(), batch, m, n);
+        _cpu.GemmStridedBatched(ca, transA, cb, transB, cc, 0.125f, 0.5f);
+        float[] expected = cc.ToArray();
+        using var da = Load(gpu, a, aShape);
+        using var db = Load(gpu, b, bShape);
+        foreach (bool kernel in new[] { false, true })
+        {
+            gpu.ForceKernelMatrixOps = kernel;
+            try
+            {
+                using var dc = Load(gpu, c0, batch, m, n);
+                gpu.GemmStridedBatched(da, transA, db, transB, dc, 0.125f, 0.5f);
+                AssertClose(expected, dc.ToArray(), 1e-5, kernel ? "batched gemm (ILGPU kernel)" : "batched gemm (cuBLAS)", 1.0);
+            }
+            finally
+            {
+                gpu.ForceKernelMatrixOps = false;
+            }
+        }
+    }
+
     [Fact]
     public void CublasGemmExAndStridedBatchedMatchCpu()
     {

@@ -59,6 +59,18 @@ internal sealed class CublasSession : IDisposable
     }
 
     /// <summary>
+    /// Row-major batched C[i] (m×n) ← alpha·op(A[i])·op(B[i]) + beta·C[i] over densely packed
+    /// [batch, rows, cols] tensors; lda/ldb are the stored row strides, the batch strides rows·cols.
+    /// </summary>
+    public void GemmStridedBatched(bool transA, bool transB, int batch, int m, int n, int k, float alpha,
+        IntPtr a, int lda, long strideA, IntPtr b, int ldb, long strideB, float beta, IntPtr c)
+    {
+        _accelerator.Bind();
+        CudaStatus.CheckCublas(Cublas.cublasSgemmStridedBatched(_handle, Op(transB), Op(transA), n, m, k, alpha, b, ldb, strideB,
+            a, lda, strideA, beta, c, n, (long)m * n, batch), nameof(Cublas.cublasSgemmStridedBatched));
+    }
+
+    /// <summary>
     /// Row-major C[n×n] ← alpha·op(A)·op(A)ᵀ + beta·C on the upper triangle (with the diagonal) only;
     /// op(A) = Aᵀ when <paramref name="transA"/>. lda is the stored row stride of A.
     /// </summary>

@@ -41,8 +41,12 @@ public sealed partial class IlgpuBackend
     /// <inheritdoc />
     public void GemmStridedBatched(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha = 1f, float beta = 0f)
     {
-        var (_, m, n, k) = OpShapes.BatchedGemm(a, transA, b, transB, c);
-        if (c.Length > 0) _kernels.GemmStridedBatched(Count(c), View(a), View(b), View(c), new BatchedGemmShape(m, n, k, transA, transB, alpha, beta));
+        var (batch, m, n, k) = OpShapes.BatchedGemm(a, transA, b, transB, c);
+        if (c.Length == 0) return;
+        if (UseCublas && k > 0)
+            _cublas!.GemmStridedBatched(transA, transB, batch, m, n, k, alpha, Pointer(a), a.Shape[2], (long)a.Shape[1] * a.Shape[2],
+                Pointer(b), b.Shape[2], (long)b.Shape[1] * b.Shape[2], beta, Pointer(c));
+        else _kernels.GemmStridedBatched(Count(c), View(a), View(b), View(c), new BatchedGemmShape(m, n, k, transA, transB, alpha, beta));
     }
 
     /// <inheritdoc />
