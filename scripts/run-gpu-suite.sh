@@ -53,7 +53,7 @@ step() { # step NAME OUTPUT_FILE COMMAND...: runs COMMAND, tees its output, reco
 } > "$results/device.txt"
 cat "$results/device.txt"
 
-step "GPU tests" "$results/gpu-tests.log" "$bin/TaskMerge.Engine.Tests" -class TaskMerge.Engine.Tests.Gpu.CudaBackendTests -showLiveOutput -result-xml "$results/gpu-tests.xml" -result-markdown "$results/gpu-tests.md"
+step "GPU tests" "$results/gpu-tests.log" "$bin/TaskMerge.Engine.Tests" -namespace TaskMerge.Engine.Tests.Gpu -showLiveOutput -result-xml "$results/gpu-tests.xml" -result-markdown "$results/gpu-tests.md"
 tests_rc=$?
 step "all tests" "$results/all-tests.log" "$bin/TaskMerge.Engine.Tests" -result-xml "$results/all-tests.xml"
 
