@@ -145,31 +145,34 @@ public sealed class NnKernelTests(IlgpuCpuAccelerator fixture) : IClassFixture<I
     [InlineData(true, true)]
     public void BatchedGemmMatchesCpu(bool transA, bool transB)
     {
-        const int batch = 3, m = 4, n = 5, k = 6;
-        float[] a = Values(batch * m * k, 9), b = Values(batch * k * n, 10), c0 = Values(batch * m * n, 11);
-        using var at = transA ? _cpu.FromHost((float[])a.Clone(), batch, k, m) : _cpu.FromHost((float[])a.Clone(), batch, m, k);
-        using var bt = transB ? _cpu.FromHost((float[])b.Clone(), batch, n, k) : _cpu.FromHost((float[])b.Clone(), batch, k, n);
-        using var ct = _cpu.FromHost((float[])c0.Clone(), batch, m, n);
-        _cpu.GemmStridedBatched(at, transA, bt, transB, ct, 0.5f, 0.25f);
-        using var ad = Buffer(a);
-        using var bd = Buffer(b);
-        using var cd = Buffer(c0);
-        _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchedGemmShape>(NnKernels.GemmStridedBatched)(
-            batch * m * n, ad.View, bd.View, cd.View, new BatchedGemmShape(m, n, k, transA, transB, 0.5f, 0.25f));
-        AssertClose(ct.ToArray(), cd.GetAsArray1D(), 1e-5, "batched gemm");
+        // The second shape is large enough for the CPU backend's packed per-batch SGEMM path.
+        foreach (var (batch, m, n, k) in new[] { (3, 4, 5, 6), (3, 17, 23, 19) })
+        {
+            float[] a = Values(batch * m * k, 9), b = Values(batch * k * n, 10), c0 = Values(batch * m * n, 11);
+            using var at = transA ? _cpu.FromHost((float[])a.Clone(), batch, k, m) : _cpu.FromHost((float[])a.Clone(), batch, m, k);
+            using var bt = transB ? _cpu.FromHost((float[])b.Clone(), batch, n, k) : _cpu.FromHost((float[])b.Clone(), batch, k, n);
+            using var ct = _cpu.FromHost((float[])c0.Clone(), batch, m, n);
+            _cpu.GemmStridedBatched(at, transA, bt, transB, ct, 0.5f, 0.25f);
+            using var ad = Buffer(a);
+            using var bd = Buffer(b);
+            using var cd = Buffer(c0);
+            _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchedGemmShape>(NnKernels.GemmStridedBatched)(
+                batch * m * n, ad.View, bd.View, cd.View, new BatchedGemmShape(m, n, k, transA, transB, 0.5f, 0.25f));
+            AssertClose(ct.ToArray(), cd.GetAsArray1D(), 1e-5, "batched gemm");
 
-        // And against a plain triple loop.
-        var expected = new float[batch * m * n];
-        for (int q = 0; q < batch; q++)
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < n; j++)
-                {
-                    double s = 0;
-                    for (int p = 0; p < k; p++)
-                        s += (transA ? a[q * m * k + p * m + i] : a[q * m * k + i * k + p]) * (double)(transB ? b[q * k * n + j * k + p] : b[q * k * n + p * n + j]);
-                    expected[(q * m + i) * n + j] = (float)(0.5 * s + 0.25 * c0[(q * m + i) * n + j]);
-                }
-        AssertClose(expected, ct.ToArray(), 1e-5, "cpu batched gemm vs loop");
+            // And against a plain triple loop.
+            var expected = new float[batch * m * n];
+            for (int q = 0; q < batch; q++)
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++)
+                    {
+                        double s = 0;
+                        for (int p = 0; p < k; p++)
+                            s += (transA ? a[q * m * k + p * m + i] : a[q * m * k + i * k + p]) * (double)(transB ? b[q * k * n + j * k + p] : b[q * k * n + p * n + j]);
+                        expected[(q * m + i) * n + j] = (float)(0.5 * s + 0.25 * c0[(q * m + i) * n + j]);
+                    }
+            AssertClose(expected, ct.ToArray(), 1e-5, "cpu batched gemm vs loop");
+        }
     }
 
     [Fact]

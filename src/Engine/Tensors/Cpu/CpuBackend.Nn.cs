@@ -68,6 +68,12 @@ public sealed partial class CpuBackend
         var (batch, m, n, k) = OpShapes.BatchedGemm(a, transA, b, transB, c);
         float[] av = Data(a), bv = Data(b), cv = Data(c);
         int aStride = m * k, bStride = k * n, cStride = m * n;
+        if (k > 0 && m > 1 && n > 1 && (long)m * n * k > CpuBlas.SmallGemm)
+        {
+            ForRows(batch, bi => CpuBlas.SgemmSerialAt(transA, transB, m, n, k, alpha, av, bi * aStride, transA ? m : k,
+                bv, bi * bStride, transB ? k : n, beta, cv, bi * cStride, n));
+            return;
+        }
         ForRows(batch * m, row =>
         {
             int bi = row / m, i = row % m;

@@ -69,6 +69,20 @@ internal static unsafe class CpuBlas
     public static void Ssyrk(bool transA, int n, int k, float alpha, float[] a, int lda, float beta, float[] c, int ldc, int threads) =>
         SsyrkWith(Preferred, transA, n, k, alpha, a, lda, beta, c, ldc, threads);
 
+    /// <summary>
+    /// Single-threaded packed <see cref="Sgemm"/> on matrices that start at element offsets of their
+    /// arrays (one product of a batch); the caller has checked the shapes, m, n &gt; 1 and k &gt; 0.
+    /// </summary>
+    internal static void SgemmSerialAt(bool transA, bool transB, int m, int n, int k, float alpha,
+        float[] a, int aOffset, int lda, float[] b, int bOffset, int ldb, float beta, float[] c, int cOffset, int ldc)
+    {
+        fixed (float* pa = a, pb = b, pc = c)
+        {
+            new GemmJob(Preferred, GeometryOf(Preferred), transA, transB, false, m, n, k, alpha, beta,
+                pa + aOffset, lda, pb + bOffset, ldb, pc + cOffset, ldc, 1).Run();
+        }
+    }
+
     /// <summary><see cref="Sgemm"/> with an explicit micro-kernel (tests, benchmarks).</summary>
     internal static void SgemmWith(MicroKernel kernel, bool transA, bool transB, int m, int n, int k, float alpha,
         float[] a, int lda, float[] b, int ldb, float beta, float[] c, int ldc, int threads) =>
