@@ -10,6 +10,8 @@ public static class MethodRegistry
         () => new TiesMethod(),
         () => new DareLinearMethod(),
         () => new DareTiesMethod(),
+        () => new BreadcrumbsMethod(),
+        () => new BreadcrumbsTiesMethod(),
         () => new AwdMethod(),
         () => new TsvMergeMethod(),
         () => new IsoCMethod(),
