@@ -12,6 +12,7 @@ public static class MethodRegistry
         () => new DareTiesMethod(),
         () => new BreadcrumbsMethod(),
         () => new BreadcrumbsTiesMethod(),
+        () => new ModelStockMethod(),
         () => new AwdMethod(),
         () => new TsvMergeMethod(),
         () => new IsoCMethod(),
