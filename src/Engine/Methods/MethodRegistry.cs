@@ -13,6 +13,8 @@ public static class MethodRegistry
         () => new BreadcrumbsMethod(),
         () => new BreadcrumbsTiesMethod(),
         () => new ModelStockMethod(),
+        () => new DellaMethod(),
+        () => new DellaLinearMethod(),
         () => new AwdMethod(),
         () => new TsvMergeMethod(),
         () => new IsoCMethod(),
