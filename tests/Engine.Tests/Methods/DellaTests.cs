@@ -15,7 +15,7 @@ public class DellaTests
     /// magnitude, equal magnitudes ordered by descending index; p = (density − ε) + 2ε·rank/(line − 1);
     /// keep when the counter-RNG draw of the flat index is below p.
     /// </summary>
-    private static bool[] Mask(float[] baseV, float[] expert, int[] shape, double density, double epsilon, ulong seed, int model)
+    internal static bool[] Mask(float[] baseV, float[] expert, int[] shape, double density, double epsilon, ulong seed, int model, string tensor = TensorName)
     {
         int n = baseV.Length;
         var tv = baseV.Select((b, i) => Math.Abs((double)(float)(expert[i] - b))).ToArray();
@@ -23,7 +23,7 @@ public class DellaTests
         int inner = shape.Length < 2 ? 1 : n / (shape[0] * shape[1]);
         int outer = n / (line * inner);
         var keep = new bool[n];
-        ulong stream = CounterRng.StreamId(TensorName, model);
+        ulong stream = CounterRng.StreamId(tensor, model);
         for (int o = 0; o < outer; o++)
             for (int c = 0; c < inner; c++)
             {

@@ -10,7 +10,7 @@ public class ModelStockTests
     /// whole tensor; c = mean over pairs of clamp(dot / max(‖a‖‖b‖, 1e-6), −1, 1); t = N·c / (1 + (N−1)·c);
     /// θ = t·mean(θᵢ) + (1 − t)·θ₀.
     /// </summary>
-    private static double[] Reference(float[] baseV, float[][] experts, int[] shape, bool filterWise)
+    internal static double[] Reference(float[] baseV, float[][] experts, int[] shape, bool filterWise)
     {
         int len = baseV.Length, n = experts.Length;
         int row = filterWise && shape.Length >= 2 ? shape[^1] : len;
