@@ -20,6 +20,36 @@ public static class RandomKernels
         if (!(Uniform(seed, stream, (ulong)(int)i) < keepProbability)) x[i] = 0f;
     }
 
+    /// <summary>
+    /// DELLA's rank-scaled keep (see <c>IBackend.RankedBernoulliKeep</c>): dst[i] ← src[i] when
+    /// Uniform(seed, stream, i) &lt; <see cref="RankKeepProbability"/> of src[i]'s magnitude rank in its
+    /// line, else 0. src and dst must not overlap; each thread scans its line, O(line) work per element.
+    /// </summary>
+    public static void RankedBernoulliKeep(Index1D i, ArrayView<float> src, ArrayView<float> dst, RankKeepShape shape, ulong seed, ulong stream)
+    {
+        long index = i;
+        long span = (long)shape.Line * shape.Inner;
+        long outer = index / span, rem = index - outer * span;
+        int pos = (int)(rem / shape.Inner);
+        long first = outer * span + (rem - (long)pos * shape.Inner);
+        float me = Math.Abs(src[index]);
+        int rank = 0;
+        for (int j = 0; j < shape.Line; j++)
+        {
+            float other = Math.Abs(src[first + (long)j * shape.Inner]);
+            if (other < me || (other == me && j > pos)) rank++;
+        }
+        double p = RankKeepProbability(rank, shape.Line, shape.PLow, shape.PHigh);
+        dst[index] = Uniform(seed, stream, (ulong)index) < p ? src[index] : 0f;
+    }
+
+    /// <summary>
+    /// Keep probability of the element of ascending magnitude rank <paramref name="rank"/> (0-based) in a
+    /// line of <paramref name="line"/>: pLow + (pHigh − pLow)·rank/(line − 1), pLow when line is 1.
+    /// </summary>
+    public static double RankKeepProbability(int rank, int line, double pLow, double pHigh) =>
+        line <= 1 ? pLow : pLow + (pHigh - pLow) * rank / (line - 1);
+
     /// <summary>t[i] ← Normal(seed, stream, i).</summary>
     public static void FillNormal(Index1D i, ArrayView<float> t, ulong seed, ulong stream) =>
         t[i] = Normal(seed, stream, (ulong)(int)i);
@@ -124,4 +154,17 @@ public static class RandomKernels
         s = s * a2 - 1.0 / 6;
         return s * a2 + 1.0;
     }
+}
+
+/// <summary>Layout of a <see cref="RandomKernels.RankedBernoulliKeep"/> launch: the tensor as [outer, Line, Inner], ranked along Line.</summary>
+public struct RankKeepShape
+{
+    /// <summary>Elements per ranked line.</summary>
+    public int Line;
+    /// <summary>Stride between consecutive elements of a line (the product of the trailing dimensions).</summary>
+    public int Inner;
+    /// <summary>Keep probability of the smallest magnitude of a line.</summary>
+    public double PLow;
+    /// <summary>Keep probability of the largest magnitude of a line.</summary>
+    public double PHigh;
 }

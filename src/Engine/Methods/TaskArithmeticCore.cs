@@ -11,6 +11,16 @@ public enum Sparsification
     Magnitude,
     /// <summary>Keep each entry with probability <c>density</c> (DARE).</summary>
     Random,
+    /// <summary>
+    /// Drop the top <c>gamma</c> fraction by magnitude, then the smallest, keeping <c>density</c>
+    /// (Model Breadcrumbs; mergekit's <c>magnitude_outliers</c>).
+    /// </summary>
+    MagnitudeOutliers,
+    /// <summary>
+    /// Keep each entry with a probability from <c>density − epsilon</c> to <c>density + epsilon</c> by its
+    /// magnitude rank along dimension 1 (DELLA MAGPRUNE; mergekit's <c>della_magprune</c>).
+    /// </summary>
+    DellaMagprune,
 }
 
 /// <summary>
@@ -30,6 +40,14 @@ public static class TaskArithmeticCore
         ParameterDef.Bool("rescale", rescale, "after sparsifying, rescale to the original L1 norm (mergekit)"),
         ParameterDef.Bool("int8_mask", false, "accepted for mergekit compatibility; masks never take extra memory here"),
     ];
+
+    /// <summary>The per-model <c>gamma</c> parameter of the breadcrumbs methods (mergekit default 0.01).</summary>
+    public static ParameterDef Gamma { get; } =
+        ParameterDef.Float("gamma", 0.01, "fraction of largest-magnitude entries dropped as outliers (breadcrumbs)", perModel: true);
+
+    /// <summary>The per-model <c>epsilon</c> parameter of the DELLA methods (mergekit default 0.15).</summary>
+    public static ParameterDef Epsilon { get; } =
+        ParameterDef.Float("epsilon", 0.15, "keep probabilities span density ± epsilon by magnitude rank (DELLA)", perModel: true);
 
     /// <summary>Merges one tensor group.</summary>
     public static Tensor Merge(TensorGroup g, Sparsification sparsification, bool consensus)
@@ -108,7 +126,17 @@ public static class TaskArithmeticCore
         if (density >= 1) return;
         var be = g.Backend;
         double before = rescale ? be.SumAbs(tv) : 0;
-        if (how == Sparsification.Magnitude)
+        if (density < 0 || double.IsNaN(density))
+            throw new BadInputException($"tensor {g.Name}: parameter 'density' must be ≥ 0, got {density} for model {model}");
+        if (how == Sparsification.DellaMagprune)
+        {
+            MagnitudeRankedKeep(g, tv, density, g.Float("epsilon", model), model);
+        }
+        else if (how == Sparsification.MagnitudeOutliers)
+        {
+            KeepMagnitudeBand(g, tv, density, g.Float("gamma", model), model);
+        }
+        else if (how == Sparsification.Magnitude)
         {
             long k = (long)(density * tv.Length);
             if (k <= 0)
@@ -123,5 +151,51 @@ public static class TaskArithmeticCore
         double after = be.SumAbs(tv);
         if (before < 1e-7 || after < 1e-7) return;
         be.Scale(tv, (float)(before / after), tv);
+    }
+
+    /// <summary>
+    /// Keeps the magnitude ranks [nTop, nTop + target) in descending order (ties: lower flat index
+    /// first), with target = ⌊density·n⌋ and nTop = ⌊gamma·n⌋ cut down so that target fit.
+    /// </summary>
+    private static void KeepMagnitudeBand(TensorGroup g, Tensor tv, double density, double gamma, int model)
+    {
+        if (gamma < 0 || gamma > 1 || double.IsNaN(gamma))
+            throw new BadInputException($"tensor {g.Name}: parameter 'gamma' must be in [0, 1], got {gamma} for model {model}");
+        var be = g.Backend;
+        long n = tv.Length;
+        long target = (long)(density * n);
+        long nTop = Math.Min((long)(gamma * n), n - target);
+        if (target <= 0)
+        {
+            be.Fill(tv, 0f);
+            return;
+        }
+        be.KeepTopKMagnitude(tv, nTop + target);
+        if (nTop == 0) return;
+        using var top = be.Empty(tv.Shape.ToArray());
+        be.Copy(tv, top);
+        be.KeepTopKMagnitude(top, nTop);
+        be.Sub(tv, top, tv);
+    }
+
+    /// <summary>
+    /// DELLA MAGPRUNE: ranks along dimension 1 (a 1-D tensor is one line), keep probability rising
+    /// linearly from density − epsilon (smallest magnitude) to density + epsilon (largest).
+    /// </summary>
+    private static void MagnitudeRankedKeep(TensorGroup g, Tensor tv, double density, double epsilon, int model)
+    {
+        var be = g.Backend;
+        if (density <= 0)
+        {
+            be.Fill(tv, 0f);
+            return;
+        }
+        if (!(density + Math.Abs(epsilon) < 1 && density - Math.Abs(epsilon) > 0))
+            throw new BadInputException($"tensor {g.Name}: parameter 'epsilon' ({epsilon}) must keep density ± epsilon in (0, 1) (density {density}) for model {model}");
+        if (tv.Length == 0) return;
+        var shape = tv.Shape;
+        int line = shape.Length < 2 ? (int)tv.Length : shape[1];
+        int inner = shape.Length < 2 ? 1 : (int)(tv.Length / ((long)shape[0] * shape[1]));
+        be.RankedBernoulliKeep(tv, line, inner, density - epsilon, density + epsilon, g.Seed, CounterRng.StreamId(g.Name, model));
     }
 }

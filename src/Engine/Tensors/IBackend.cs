@@ -107,6 +107,15 @@ public interface IBackend : IDisposable
     /// </summary>
     void BernoulliKeep(Tensor x, float keepProbability, ulong seed, ulong stream);
 
+    /// <summary>
+    /// DELLA's MAGPRUNE keep. x is read as [outer, <paramref name="line"/>, <paramref name="inner"/>] and
+    /// ranked along the middle dimension: element i of a line gets its 0-based ascending magnitude rank r
+    /// in the line (equal magnitudes: the higher flat index ranks lower) and is kept when
+    /// <see cref="CounterRng.Uniform"/>(seed, stream, i) &lt; pLow + (pHigh − pLow)·r/(line − 1)
+    /// (pLow for a line of one), else zeroed. Independent of device, thread count and chunking.
+    /// </summary>
+    void RankedBernoulliKeep(Tensor x, int line, int inner, double pLow, double pHigh, ulong seed, ulong stream);
+
     /// <summary>t[i] ← N(0,1) draw <see cref="CounterRng.Normal"/>(seed, stream, i).</summary>
     void FillNormal(Tensor t, ulong seed, ulong stream);
 

@@ -20,6 +20,16 @@ internal static class OpShapes
         return checked((int)(x.Length / n));
     }
 
+    /// <summary>Elements per outer slice (line·inner) of a RankedBernoulliKeep over <paramref name="x"/>; 0 for an empty tensor.</summary>
+    public static long RankLines(Tensor x, int line, int inner)
+    {
+        if (x.Length == 0) return 0;
+        long span = (long)line * inner;
+        if (line <= 0 || inner <= 0 || x.Length % span != 0)
+            throw new ArgumentException($"RankedBernoulliKeep: {x} is not made of [{line}, {inner}] slices");
+        return span;
+    }
+
     /// <summary>A 2-D tensor's (rows, cols), or (1, length) for a 1-D one.</summary>
     public static (int Rows, int Cols) Matrix(Tensor t, string what) => t.Rank switch
     {

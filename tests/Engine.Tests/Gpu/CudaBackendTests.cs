@@ -190,6 +190,21 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
     }
 
     [Theory]
+    [InlineData(new[] { 3072, 768 }, 768, 1)]
+    [InlineData(new[] { 768, 3, 32, 32 }, 3, 1024)]
+    public void RankedBernoulliKeepAtVitShapesMatchesCpu(int[] shape, int line, int inner)
+    {
+        var gpu = fixture.Require();
+        int n = shape.Aggregate(1, (a, b) => a * b);
+        var values = RandomValues(n, 8).Select(v => MathF.Round(v * 64) / 64).ToArray();
+        var sw = Stopwatch.StartNew();
+        var (e, d) = Run(gpu, _cpu, [values], [shape],
+            (be, t) => be.RankedBernoulliKeep(t[0], line, inner, 0.35, 0.65, 99, CounterRng.StreamId("visual.proj", 1)), 0);
+        AssertBitEqual(e, d, "ranked bernoulli");
+        output.WriteLine($"ranked keep [{string.Join(", ", shape)}] parity run: {sw.Elapsed.TotalSeconds:F1} s");
+    }
+
+    [Theory]
     [InlineData(3)]
     [InlineData(11)]
     public void SignConsensusOn1MElementsMatchesCpu(int experts)

@@ -51,6 +51,23 @@ public sealed class RandomKernelTests(IlgpuCpuFixture fixture)
         AssertBitEqual(e, a, "bernoulli");
     }
 
+    [Theory]
+    [InlineData(new[] { 37 }, 37, 1)]
+    [InlineData(new[] { 12, 50 }, 50, 1)]
+    [InlineData(new[] { 6, 5, 4, 3 }, 5, 12)]
+    [InlineData(new[] { 9, 1 }, 1, 1)]
+    public void RankedBernoulliKeepMatchesCpuBitForBit(int[] shape, int line, int inner)
+    {
+        int n = shape.Aggregate(1, (a, b) => a * b);
+        float[] x = RandomValues(n, 52).Select(v => MathF.Round(v * 4) / 4).ToArray();
+        var (e, a) = Run(_device, _cpu, [x], [shape],
+            (be, t) => be.RankedBernoulliKeep(t[0], line, inner, 0.2, 0.8, 7, CounterRng.StreamId("w", 2)), 0);
+        AssertBitEqual(e, a, "ranked bernoulli");
+        if (n < 20) return;
+        Assert.Contains(e, v => v != 0);
+        Assert.Contains(e.Select((v, i) => (v, i)), p => p.v == 0 && x[p.i] != 0);
+    }
+
     [Fact]
     public void FillNormalMatchesCpuWithin1e6()
     {

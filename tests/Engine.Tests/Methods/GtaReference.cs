@@ -10,7 +10,8 @@ namespace TaskMerge.Engine.Tests.Methods;
 internal static class GtaReference
 {
     public static double[] Merge(float[] baseV, float[][] experts, double[] weights, double[] densities,
-        string sparsify, bool consensus, bool normalize, bool rescale, double lambda, Func<int, int, bool>? randomKeep = null)
+        string sparsify, bool consensus, bool normalize, bool rescale, double lambda, Func<int, int, bool>? randomKeep = null,
+        double[]? gammas = null)
     {
         int n = baseV.Length, k = experts.Length;
         var weighted = new double[k][];
@@ -27,6 +28,13 @@ internal static class GtaReference
                     int kk = (int)(densities[e] * n);
                     var order = Enumerable.Range(0, n).OrderByDescending(i => Math.Abs(tv[i])).ThenBy(i => i).Take(kk);
                     foreach (int i in order) keep[i] = true;
+                }
+                else if (sparsify == "magnitude_outliers")
+                {
+                    int target = (int)(densities[e] * n), nTop = (int)(gammas![e] * n), nBot = n - target - nTop;
+                    if (nBot < 0) { nTop += nBot; nBot = 0; }
+                    var ascending = Enumerable.Range(0, n).OrderBy(i => Math.Abs(tv[i])).ThenByDescending(i => i).ToArray();
+                    for (int j = nBot; j < n - nTop; j++) keep[ascending[j]] = true;
                 }
                 else
                 {

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
+using TaskMerge.Kernels;
 
 namespace TaskMerge.Engine.Tensors.Cpu;
 
@@ -234,6 +235,34 @@ public sealed partial class CpuBackend : IBackend
             for (int i = 0; i < s.Length; i++)
                 if (!(CounterRng.Uniform(seed, stream, (ulong)(o + i)) < keepProbability)) s[i] = 0f;
         });
+
+    /// <inheritdoc />
+    public void RankedBernoulliKeep(Tensor x, int line, int inner, double pLow, double pHigh, ulong seed, ulong stream)
+    {
+        long span = OpShapes.RankLines(x, line, inner);
+        if (span == 0) return;
+        var data = Data(x);
+        long lines = x.Length / line;
+        Parallel.For(0, lines, _parallel, () => (new int[line], new float[line], new bool[line]), (l, _, scratch) =>
+        {
+            var (order, magnitudes, keep) = scratch;
+            long first = l / inner * span + l % inner;
+            for (int j = 0; j < line; j++)
+            {
+                order[j] = j;
+                magnitudes[j] = Math.Abs(data[first + (long)j * inner]);
+            }
+            Array.Sort(order, (a, b) => magnitudes[a] != magnitudes[b] ? magnitudes[a].CompareTo(magnitudes[b]) : b.CompareTo(a));
+            for (int r = 0; r < line; r++)
+            {
+                long index = first + (long)order[r] * inner;
+                keep[order[r]] = CounterRng.Uniform(seed, stream, (ulong)index) < RandomKernels.RankKeepProbability(r, line, pLow, pHigh);
+            }
+            for (int j = 0; j < line; j++)
+                if (!keep[j]) data[first + (long)j * inner] = 0f;
+            return scratch;
+        }, _ => { });
+    }
 
     /// <inheritdoc />
     public void FillNormal(Tensor t, ulong seed, ulong stream) =>

@@ -377,6 +377,16 @@ public sealed partial class IlgpuBackend : IBackend
     }
 
     /// <inheritdoc />
+    public void RankedBernoulliKeep(Tensor x, int line, int inner, double pLow, double pHigh, ulong seed, ulong stream)
+    {
+        if (OpShapes.RankLines(x, line, inner) == 0) return;
+        using var src = Empty(x.Shape.ToArray());
+        Copy(x, src);
+        _kernels.RankedBernoulliKeep(Count(x), View(src), View(x),
+            new RankKeepShape { Line = line, Inner = inner, PLow = pLow, PHigh = pHigh }, seed, stream);
+    }
+
+    /// <inheritdoc />
     public void FillNormal(Tensor t, ulong seed, ulong stream)
     {
         if (t.Length > 0) _kernels.FillNormal(Count(t), View(t), seed, stream);

@@ -32,6 +32,7 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, ExpertViews, ConsensusPass, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _mergeAgreeing;
     private Action<Index1D, ArrayView<float>, float, ulong, ulong>? _bernoulliKeep;
     private Action<Index1D, ArrayView<float>, ulong, ulong>? _fillNormal;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, RankKeepShape, ulong, ulong>? _rankedBernoulliKeep;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamScalars>? _adam;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>? _sgemm;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvShape>? _sgemv;
@@ -85,6 +86,8 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
 
     public Action<Index1D, ArrayView<float>, float, ulong, ulong> BernoulliKeep => Auto(ref _bernoulliKeep, RandomKernels.BernoulliKeep);
     public Action<Index1D, ArrayView<float>, ulong, ulong> FillNormal => Auto(ref _fillNormal, RandomKernels.FillNormal);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, RankKeepShape, ulong, ulong> RankedBernoulliKeep =>
+        Auto(ref _rankedBernoulliKeep, RandomKernels.RankedBernoulliKeep);
 
     public Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamScalars> AdamStep => Auto(ref _adam, OptimKernels.AdamStep);
 
