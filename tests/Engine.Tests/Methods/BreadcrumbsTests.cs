@@ -10,14 +10,8 @@ public class BreadcrumbsTests
     private static float[] Gaussianish(Random r, int n) =>
         Enumerable.Range(0, n).Select(_ => (float)((r.NextDouble() - 0.5) * 0.02 + (r.NextDouble() < 0.01 ? 0.5 : 0))).ToArray();
 
-    private static void AssertClose(double[] expected, float[] actual, double relTol = 1e-6)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double scale = Math.Max(1e-12, expected.Max(Math.Abs));
-        for (int i = 0; i < expected.Length; i++)
-            Assert.True(Math.Abs(expected[i] - actual[i]) <= relTol * scale + 1e-7 * Math.Abs(expected[i]),
-                $"element {i}: expected {expected[i]:R}, got {actual[i]:R}");
-    }
+    private static void AssertClose(double[] expected, float[] actual, double relTol = 1e-6) =>
+        MethodParityTests.AssertClose(expected, actual, relTol);
 
     private static Dictionary<string, string>[] PerModel(double[] weights, double[] dens, double[] gammas) =>
         weights.Select((w, i) => new Dictionary<string, string> { ["weight"] = $"{w}", ["density"] = $"{dens[i]}", ["gamma"] = $"{gammas[i]}" }).ToArray();

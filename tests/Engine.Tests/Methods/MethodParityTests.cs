@@ -39,7 +39,7 @@ public class MethodParityTests
         return (result, diag);
     }
 
-    private static void AssertClose(double[] expected, float[] actual, double relTol = 1e-6)
+    internal static void AssertClose(double[] expected, float[] actual, double relTol = 1e-6)
     {
         Assert.Equal(expected.Length, actual.Length);
         double scale = Math.Max(1e-12, expected.Max(Math.Abs));
