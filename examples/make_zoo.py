@@ -5,7 +5,11 @@ experts as Hugging Face directories (config.json + model.safetensors).
 Deterministic (Python's seeded Mersenne Twister, little-endian float32), stdlib only, so the
 committed files can be regenerated bit for bit:  python3 examples/make_zoo.py
 Each expert = base + a rank-2 task vector + small noise; experts 2 and 3 share part of their
-task vector so that merging has interference to resolve.
+task vector so that merging has interference to resolve. For RI (examples/ri.yml) it also writes
+one classification head per expert (zoo/heads/head_K.safetensors: unit-norm rows `weight` [5, 32]
+and `logit_scale` 100) and 64 unlabeled auxiliary images (zoo/aux.safetensors: `pixel_values`
+[64, 3, 32, 32], N(0, 1) in normalised pixel space as the RI spec suggests for noise sources),
+drawn from a second seeded generator so the model files do not change.
 """
 import json
 import os
@@ -118,6 +122,22 @@ def main():
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(config, f, indent=2)
             f.write("\n")
+
+    ri = random.Random(20261125)
+    heads = os.path.join(HERE, "zoo", "heads")
+    os.makedirs(heads, exist_ok=True)
+    classes, dim = 5, config["projection_dim"]
+    for k in range(4):
+        weight = []
+        for _ in range(classes):
+            row = [ri.gauss(0, 1) for _ in range(dim)]
+            norm = sum(x * x for x in row) ** 0.5
+            weight += [x / norm for x in row]
+        write_safetensors(os.path.join(heads, f"head_{k}.safetensors"),
+                          [("weight", "F32", [classes, dim], f32(weight)), ("logit_scale", "F32", [], f32([100.0]))])
+    images, size = 64, config["image_size"]
+    pixels = [ri.gauss(0, 1) for _ in range(images * 3 * size * size)]
+    write_safetensors(os.path.join(HERE, "zoo", "aux.safetensors"), [("pixel_values", "F32", [images, 3, size, size], f32(pixels))])
 
 
 if __name__ == "__main__":

@@ -123,7 +123,11 @@ public sealed class MergeConfig
         };
     }
 
-    private static string Resolve(string model, string configDir)
+    /// <summary>
+    /// A path named in a config: as given when it exists from the working directory, else relative to
+    /// <paramref name="configDir"/> when it exists there, else unchanged (so errors name what the user wrote).
+    /// </summary>
+    public static string Resolve(string model, string configDir)
     {
         if (File.Exists(model) || Directory.Exists(model)) return System.IO.Path.GetFullPath(model);
         string rel = System.IO.Path.Combine(configDir, model);

@@ -168,6 +168,7 @@ public static class MergeRunner
         BaseConfigPath = plan.Reference.ConfigJsonPath,
         Reference = plan.Reference,
         OutputDirectory = outDir,
+        ConfigDirectory = Path.GetDirectoryName(Path.GetFullPath(plan.Config.Path)),
         Progress = progress ?? NullProgress.Instance,
         Load = (name, model) => backend.FromHost(model < 0 ? LoadReference(plan, name) : LoadExpertOrBase(plan, name, model), ShapeOf(plan, name)),
     };

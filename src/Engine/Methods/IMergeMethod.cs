@@ -104,6 +104,9 @@ public sealed class MergeContext
     /// <summary>The base (reference) model's tensor headers (names, shapes, dtypes), when the caller has them; else null.</summary>
     public ModelSource? Reference { get; init; }
 
+    /// <summary>The directory of the YAML config, against which file parameters (e.g. RI's <c>head</c>, <c>aux_data</c>) resolve like model paths; null when there is none.</summary>
+    public string? ConfigDirectory { get; init; }
+
     /// <summary>The run's output directory, for work files a method keeps beside its output (e.g. RI's checkpoints); null when there is none.</summary>
     public string? OutputDirectory { get; init; }
 

@@ -99,7 +99,7 @@ public sealed class RiMethod : IMergeMethod
         _base!.Prepare(new MergeContext
         {
             Tensors = context.Tensors, ExpertCount = context.ExpertCount, Backend = context.Backend, Parameters = _baseParameters!, Seed = context.Seed,
-            Report = context.Report, BaseConfigPath = context.BaseConfigPath, Reference = context.Reference, OutputDirectory = context.OutputDirectory,
+            Report = context.Report, BaseConfigPath = context.BaseConfigPath, Reference = context.Reference, OutputDirectory = context.OutputDirectory, ConfigDirectory = context.ConfigDirectory,
             Progress = context.Progress,
             Load = (name, model) => model >= 0 && adapted[model].TryGetValue(name, out var a)
                 ? context.Backend.FromHost((float[])a.Clone(), merged[name]) : context.Load(name, model),
@@ -121,6 +121,7 @@ public sealed class RiMethod : IMergeMethod
     /// </summary>
     internal Dictionary<string, float[]>[] Adapt(MergeContext context)
     {
+        string ConfigPath(string path) => context.ConfigDirectory is null ? path : Config.MergeConfig.Resolve(path, context.ConfigDirectory);
         var p = context.Parameters;
         string baseName = p.String("base_method");
         if (baseName == Name) throw new BadInputException("ri: base_method cannot be ri");
@@ -153,13 +154,13 @@ public sealed class RiMethod : IMergeMethod
         for (int k = 0; k < n; k++)
         {
             string path;
-            try { path = p.String("head", model: k); }
+            try { path = ConfigPath(p.String("head", model: k)); }
             catch (BadInputException) { throw new BadInputException($"ri: expert {k} (models list order, base excluded) has no per-model parameter 'head' (a safetensors head file, weight [C, E])"); }
             var h = LinearHead.Load(path);
             if (h.Dim != config.ProjectionDim) throw new BadInputException($"ri: head {h.Origin} has width {h.Dim}, the model's projection dim is {config.ProjectionDim}");
             heads[k] = [.. h.Weight.Select(v => (float)(v * h.Scale))];
         }
-        using var aux = RiAuxImages.Open(p.String("aux_data"), new ImagePreprocessor(config.ImageSize), options.Threads);
+        using var aux = RiAuxImages.Open(ConfigPath(p.String("aux_data")), new ImagePreprocessor(config.ImageSize), options.Threads);
 
         var progress = context.Progress;
         string dir = p.String("ri_checkpoint_dir");

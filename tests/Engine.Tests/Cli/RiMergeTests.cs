@@ -94,6 +94,27 @@ public class RiMergeTests
     }
 
     [Fact]
+    public void Bundled_example_resolves_heads_and_aux_next_to_the_config_and_lowers_interference()
+    {
+        string config = Path.Combine(TestPaths.Examples, "ri.yml"), outDir = Path.Combine(TestPaths.NewTempDir(), "out");
+        Assert.False(File.Exists("zoo/aux.safetensors"), "the test needs a working directory without the example files");
+        var (code, _, stderr) = CliRunner.Run("merge", config, outDir, "--device", "cpu", "--quiet");
+        Assert.True(code == 0, stderr);
+        Assert.True(File.Exists(Path.Combine(outDir, "model.safetensors")));
+        using var report = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "merge_report.json")));
+        var runs = FindProperty(report.RootElement, "ri_runs");
+        Assert.NotNull(runs);
+        Assert.Equal(4, runs!.Value.GetArrayLength());
+        foreach (var r in runs.Value.EnumerateArray())
+        {
+            double[] l2 = [.. r.GetProperty("interference_loss").EnumerateArray().Select(v => v.GetDouble())];
+            double[] l1 = [.. r.GetProperty("task_loss").EnumerateArray().Select(v => v.GetDouble())];
+            Assert.True(l2[^1] < 0.2 * l2[0], $"expert {r.GetProperty("expert")}: interference {l2[0]} → {l2[^1]}");
+            Assert.True(l1[0] < 1e-6 && l1[^1] < 0.1 * l2[0], $"expert {r.GetProperty("expert")}: own-head KL {l1[0]} → {l1[^1]}");
+        }
+    }
+
+    [Fact]
     public void Bad_aux_path_or_missing_head_is_exit_2_with_one_line()
     {
         string dir = TestPaths.NewTempDir();
