@@ -12,25 +12,7 @@ public class RiMergeTests
     /// <summary>base + 2 experts (HF CLIP vision dirs), 2 heads, an aux pixel_values file; returns the config path.</summary>
     private static string WriteZoo(string dir, string baseMethod, bool withSecondHead = true, string? auxPath = null)
     {
-        var w = TinyModels.ClipHf(Shape, seed: 1);
-        TinyModels.WriteClipDir(Path.Combine(dir, "base"), Shape, w);
-        var rng = new Random(5);
-        for (int k = 0; k < 2; k++)
-        {
-            var e = new Weights();
-            foreach (var n in w.Names)
-            {
-                var tau = TinyModels.Random(rng, w[n].Length, 0.05);
-                e.Add(n, [.. w[n].Select((v, i) => v + tau[i])], w.ShapeOf(n));
-            }
-            TinyModels.WriteClipDir(Path.Combine(dir, $"expert_{k}"), Shape, e);
-            TestTensors.WriteFile(Path.Combine(dir, $"head_{k}.safetensors"),
-                TestTensors.F32("weight", TinyModels.Random(rng, 5 * Shape.Projection, 0.5), 5, Shape.Projection),
-                TestTensors.F32("logit_scale", [4f], 1));
-        }
-        const int count = 12;
-        TestTensors.WriteFile(Path.Combine(dir, "aux.safetensors"),
-            TestTensors.F32("pixel_values", TinyModels.Random(rng, count * 3 * Shape.Image * Shape.Image, 1.0), count, 3, Shape.Image, Shape.Image));
+        TinyModels.WriteRiZoo(dir, Shape, modelSeed: 1, seed: 5, (name, m) => TinyModels.WriteClipDir(Path.Combine(dir, name), Shape, m));
         string H(int k) => withSecondHead || k == 0 ? $"\n      head: {Path.Combine(dir, $"head_{k}.safetensors")}" : "";
         string yaml = $"""
             merge_method: ri

@@ -23,8 +23,7 @@ public class RiRunCliTests
     /// </summary>
     private static string WriteZoo(string dir, bool openClip, string baseMethod = "task_arithmetic")
     {
-        var w = TinyModels.ClipHf(Shape, seed: 11);
-        void Write(string name, Weights hf)
+        TinyModels.WriteRiZoo(dir, Shape, modelSeed: 11, seed: 13, (name, hf) =>
         {
             string d = Path.Combine(dir, name);
             if (openClip)
@@ -33,25 +32,7 @@ public class RiRunCliTests
                 TinyModels.ToOpenClip(hf, Shape).WriteModel(d);
             }
             else TinyModels.WriteClipDir(d, Shape, hf);
-        }
-        Write("base", w);
-        var rng = new Random(13);
-        for (int k = 0; k < 2; k++)
-        {
-            var e = new Weights();
-            foreach (var n in w.Names)
-            {
-                var tau = TinyModels.Random(rng, w[n].Length, 0.05);
-                e.Add(n, [.. w[n].Select((v, i) => v + tau[i])], w.ShapeOf(n));
-            }
-            Write($"expert_{k}", e);
-            TestTensors.WriteFile(Path.Combine(dir, $"head_{k}.safetensors"),
-                TestTensors.F32("weight", TinyModels.Random(rng, 5 * Shape.Projection, 0.5), 5, Shape.Projection),
-                TestTensors.F32("logit_scale", [4f], 1));
-        }
-        const int count = 12;
-        TestTensors.WriteFile(Path.Combine(dir, "aux.safetensors"),
-            TestTensors.F32("pixel_values", TinyModels.Random(rng, count * 3 * Shape.Image * Shape.Image, 1.0), count, 3, Shape.Image, Shape.Image));
+        });
         string p = Path.Combine(dir, "config.yml");
         File.WriteAllText(p, $"""
             merge_method: ri

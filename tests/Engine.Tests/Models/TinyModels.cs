@@ -229,6 +229,35 @@ internal static class TinyModels
         return dir;
     }
 
+    /// <summary>
+    /// An RI test zoo in <paramref name="dir"/>: base = <see cref="ClipHf"/>(<paramref name="modelSeed"/>) and
+    /// expert_0/1 = base + τ (uniform, scale 0.05), each handed to <paramref name="write"/> with its
+    /// directory name; head_0/1.safetensors (5 classes, logit_scale 4) and aux.safetensors (12 pixel_values);
+    /// τ, heads and pixels drawn in that order from <paramref name="seed"/>.
+    /// </summary>
+    public static void WriteRiZoo(string dir, ClipShape s, int modelSeed, int seed, Action<string, Weights> write)
+    {
+        var w = ClipHf(s, modelSeed);
+        write("base", w);
+        var rng = new Random(seed);
+        for (int k = 0; k < 2; k++)
+        {
+            var e = new Weights();
+            foreach (var n in w.Names)
+            {
+                var tau = Random(rng, w[n].Length, 0.05);
+                e.Add(n, [.. w[n].Select((v, i) => v + tau[i])], w.ShapeOf(n));
+            }
+            write($"expert_{k}", e);
+            TestTensors.WriteFile(Path.Combine(dir, $"head_{k}.safetensors"),
+                TestTensors.F32("weight", Random(rng, 5 * s.Projection, 0.5), 5, s.Projection),
+                TestTensors.F32("logit_scale", [4f], 1));
+        }
+        const int count = 12;
+        TestTensors.WriteFile(Path.Combine(dir, "aux.safetensors"),
+            TestTensors.F32("pixel_values", Random(rng, count * 3 * s.Image * s.Image, 1.0), count, 3, s.Image, s.Image));
+    }
+
     public static string WriteRobertaDir(string dir, RobertaShape s, Weights w)
     {
         Directory.CreateDirectory(dir);
