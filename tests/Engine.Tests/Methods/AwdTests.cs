@@ -459,8 +459,8 @@ public class AwdTests
             Assert.Equal(included.Count, (int)mr["included_tensors"]!);
             var tau = floats.ToDictionary(t => t.Name, t =>
             {
-                var b = Read(baseM, t.Name);
-                return experts.Select(e => Read(e, t.Name).Select((v, i) => (double)(v - b[i])).ToArray()).ToArray();
+                var b = baseM.ReadFloat32(t.Name);
+                return experts.Select(e => e.ReadFloat32(t.Name).Select((v, i) => (double)(v - b[i])).ToArray()).ToArray();
             });
             var flat = Enumerable.Range(0, 4).Select(i => included.SelectMany(t => tau[t.Name][i]).ToArray()).ToArray();
             var delta = AwdReference.Solve(flat, AwdReference.WholeBlock(flat[0].Length), "gd", 0.01, 300, 0.1);
@@ -471,11 +471,11 @@ public class AwdTests
             int offset = 0;
             foreach (var t in floats)
             {
-                var b = Read(baseM, t.Name);
+                var b = baseM.ReadFloat32(t.Name);
                 bool inc = included.Contains(t);
                 var expected = b.Select((bv, i) => bv + 0.4 * Enumerable.Range(0, 4).Sum(e => tau[t.Name][e][i] - (inc ? delta[offset + i] : 0))).ToArray();
                 if (inc) offset += b.Length;
-                var got = Read(merged, t.Name);
+                var got = merged.ReadFloat32(t.Name);
                 double mix = expected.Select((v, i) => Math.Abs(v - b[i])).Max();
                 for (int i = 0; i < got.Length; i++)
                     Assert.True(Math.Abs(expected[i] - got[i]) <= 1e-4 * mix + 1e-6 * Math.Abs(expected[i]), $"{t.Name}[{i}]: expected {expected[i]}, got {got[i]}");
@@ -486,13 +486,5 @@ public class AwdTests
         {
             foreach (var e in experts) e.Dispose();
         }
-    }
-
-    private static float[] Read(ModelSource m, string name)
-    {
-        m.TryGet(name, out var info);
-        var a = new float[info!.ElementCount];
-        m.ReadFloat32(name, a);
-        return a;
     }
 }

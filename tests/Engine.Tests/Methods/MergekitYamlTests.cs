@@ -7,14 +7,6 @@ namespace TaskMerge.Engine.Tests.Methods;
 /// <summary>mergekit-style YAML for breadcrumbs, DELLA and Model Stock through the CLI, against the float64 references.</summary>
 public class MergekitYamlTests
 {
-    private static float[] Read(ModelSource m, string name)
-    {
-        m.TryGet(name, out var info);
-        var a = new float[info!.ElementCount];
-        m.ReadFloat32(name, a);
-        return a;
-    }
-
     [Theory]
     [InlineData("breadcrumbs_ties", "  gamma: 0.05\n  lambda: 0.9\n")]
     [InlineData("breadcrumbs", "  lambda: 1.2\n")]
@@ -47,8 +39,8 @@ public class MergekitYamlTests
         {
             foreach (var t in baseM.Tensors.Where(t => t.DType != DType.I64))
             {
-                var b = Read(baseM, t.Name);
-                var ex = experts.Select(e => Read(e, t.Name)).ToArray();
+                var b = baseM.ReadFloat32(t.Name);
+                var ex = experts.Select(e => e.ReadFloat32(t.Name)).ToArray();
                 var shape = t.Shape.Select(d => (int)d).ToArray();
                 double[] expected = method switch
                 {
@@ -58,7 +50,7 @@ public class MergekitYamlTests
                         gammas: Enumerable.Repeat(P("gamma", 0.01), 4).ToArray()),
                     _ => DellaReference(b, ex, shape, t.Name, weights, dens, P("epsilon", 0.15), P("lambda", 1), method == "della"),
                 };
-                var got = Read(merged, t.Name);
+                var got = merged.ReadFloat32(t.Name);
                 double scale = Math.Max(1e-6, expected.Max(Math.Abs));
                 for (int i = 0; i < got.Length; i++)
                     Assert.True(Math.Abs(expected[i] - got[i]) <= 2e-6 * scale, $"{t.Name}[{i}]: expected {expected[i]:R}, got {got[i]:R}");
