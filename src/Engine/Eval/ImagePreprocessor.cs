@@ -75,15 +75,7 @@ public sealed class ImagePreprocessor
     /// <summary>Decodes a PNG/JPEG/BMP/GIF/PNM/TGA file to 8-bit RGB; an unreadable file is <see cref="BadInputException"/>.</summary>
     public static RgbImage Decode(string path)
     {
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BadInputException($"{P(path)}: cannot read image: {OneLine(e.Message)}", e);
-        }
+        byte[] bytes = ReadAllBytes(path, P(path), "image");
         ImageResult img;
         try
         {

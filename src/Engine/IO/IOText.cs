@@ -48,6 +48,27 @@ internal static class IOText
     /// <summary>A path for a message (line breaks in odd file names escaped).</summary>
     public static string P(string path) => OneLine(path);
 
+    /// <summary>
+    /// The bytes of <paramref name="path"/>; an unreadable file is a <see cref="BadInputException"/>
+    /// "<paramref name="shown"/>: cannot read[ <paramref name="what"/>]: reason" on one line.
+    /// </summary>
+    public static byte[] ReadAllBytes(string path, string shown, string? what = null) => Read(path, shown, what, File.ReadAllBytes);
+
+    /// <summary>The text of <paramref name="path"/>, with unreadable files reported as by <see cref="ReadAllBytes"/>.</summary>
+    public static string ReadAllText(string path, string shown, string? what = null) => Read(path, shown, what, File.ReadAllText);
+
+    private static T Read<T>(string path, string shown, string? what, Func<string, T> read)
+    {
+        try
+        {
+            return read(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BadInputException($"{shown}: cannot read{(what is null ? "" : " " + what)}: {OneLine(e.Message)}", e);
+        }
+    }
+
     /// <summary>Formats a byte count in human units (decimal, like the size parser).</summary>
     public static string Bytes(long n) => n switch
     {

@@ -269,15 +269,7 @@ public sealed partial class ModelSource : IDisposable
 
     private static Dictionary<string, string> ReadWeightMap(string ip, string indexPath)
     {
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(indexPath);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BadInputException($"{ip}: cannot read: {OneLine(e.Message)}", e);
-        }
+        byte[] bytes = ReadAllBytes(indexPath, ip);
         JsonDocument doc;
         try
         {

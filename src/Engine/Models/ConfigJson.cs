@@ -30,15 +30,7 @@ internal sealed class ConfigJson
     /// <summary>Parses a config file; <see cref="BadInputException"/> when it is unreadable or not a JSON object.</summary>
     public static ConfigJson Load(string path)
     {
-        string text;
-        try
-        {
-            text = File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BadInputException($"{P(path)}: cannot read: {OneLine(e.Message)}", e);
-        }
+        string text = ReadAllText(path, P(path));
         try
         {
             using var doc = JsonDocument.Parse(text, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
