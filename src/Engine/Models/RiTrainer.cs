@@ -236,9 +236,8 @@ internal static class RiTrainer
         int resumed = 0;
         if (checkpoint is not null)
         {
-            var restored = ClipVisionTraining.ParameterShapes(config).ToDictionary(p => p.Name, p => (float[])expert[p.Name].Clone(), StringComparer.Ordinal);
-            var m = restored.ToDictionary(kv => kv.Key, kv => new float[kv.Value.Length], StringComparer.Ordinal);
-            var v = restored.ToDictionary(kv => kv.Key, kv => new float[kv.Value.Length], StringComparer.Ordinal);
+            var restored = student.ParametersToHost();
+            var (m, v) = student.MomentsToHost();
             resumed = checkpoint.Restore(expert, restored, m, v, curves, options.Steps);
             if (resumed > 0) student.Load(restored, m, v);
         }
