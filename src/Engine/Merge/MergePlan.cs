@@ -120,7 +120,7 @@ public sealed class MergePlan : IDisposable
                 throw new BadInputException($"{config.Path}: merge_method {method.Name} needs a base_model");
 
             var entries = config.Models
-                .Where(m => !(method.UsesTaskVectors && config.BaseModelPath is not null && SamePath(m.ResolvedPath, config.BaseModelPath)))
+                .Where(m => !(method.DropsBaseFromModels && config.BaseModelPath is not null && SamePath(m.ResolvedPath, config.BaseModelPath)))
                 .ToList();
             if (entries.Count == 0) throw new BadInputException($"{config.Path}: no models to merge besides the base model");
             var experts = entries.Select(e => Open(e.ResolvedPath, "model")).ToList();

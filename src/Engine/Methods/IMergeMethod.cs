@@ -23,6 +23,12 @@ public interface IMergeMethod
     bool UsesTaskVectors { get; }
 
     /// <summary>
+    /// True when a <c>base_model</c> that is also listed under <c>models:</c> is the base only, not one more
+    /// expert (the base's role in mergekit's slerp family and karcher, where a base is optional).
+    /// </summary>
+    bool DropsBaseFromModels => UsesTaskVectors;
+
+    /// <summary>
     /// Runs once before tensors are merged, for methods that need a pass over the whole model
     /// (e.g. AWD's Gram accumulation). The default does nothing.
     /// </summary>

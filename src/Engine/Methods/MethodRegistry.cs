@@ -21,6 +21,10 @@ public static class MethodRegistry
         () => new IsoCtsMethod(),
         () => new WudiMethod(),
         () => new RiMethod(),
+        () => new SlerpMethod(),
+        () => new NuSlerpMethod(),
+        () => new MultiSlerpMethod(),
+        () => new KarcherMethod(),
     ];
 
     private static readonly Dictionary<string, Func<IMergeMethod>> ByName =
