@@ -3,9 +3,10 @@ using System.Text.RegularExpressions;
 namespace TaskMerge.Engine.Merge;
 
 /// <summary>
-/// Layer depth t ∈ [0,1] of a tensor for gradient parameters, as mergekit assigns it:
-/// layer i of L gets i/(L−1); tensors outside the layer stack get 0 before it (embeddings)
-/// and 1 after it (final norms, heads).
+/// Layer depth t ∈ [0,1] of a tensor for gradient parameters, as mergekit (≥ 0.1.2) assigns it:
+/// layer i of L gets i/(L−1) (a single layer gets 1), and every tensor outside the layer stack gets 0,
+/// before it (embeddings) and after it (final norms, heads). mergekit before 0.1.2 (commit fd5eb19, #534)
+/// evaluated the tensors after the stack at t = 1.
 /// </summary>
 public sealed partial class LayerDepth
 {
@@ -20,11 +21,8 @@ public sealed partial class LayerDepth
     }
 
     /// <summary>The depth of <paramref name="name"/>.</summary>
-    public double Of(string name)
-    {
-        if (LayerIndex(name) is int i) return _layers <= 1 ? 0 : (double)i / (_layers - 1);
-        return AfterStack().IsMatch(name) ? 1 : 0;
-    }
+    public double Of(string name) =>
+        LayerIndex(name) is int i ? (_layers <= 1 ? 1 : (double)i / (_layers - 1)) : 0;
 
     /// <summary>The layer index in a name like <c>model.layers.7.mlp</c> or <c>transformer.resblocks.3.attn</c>.</summary>
     public static int? LayerIndex(string name)
@@ -35,7 +33,4 @@ public sealed partial class LayerDepth
 
     [GeneratedRegex(@"(?:^|\.)(?:layers?|h|blocks?|resblocks|encoder\.layer|decoder\.layer)\.(\d+)(?:\.|$)")]
     private static partial Regex LayerPattern();
-
-    [GeneratedRegex(@"(lm_head|post_layernorm|final_layer_norm|ln_final|ln_post|ln_f|\bnorm\.|classifier|score\.|pooler|proj$|visual_projection|text_projection)")]
-    private static partial Regex AfterStack();
 }

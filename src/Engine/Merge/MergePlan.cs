@@ -61,7 +61,7 @@ public sealed class MergePlan : IDisposable
     /// <summary>Compute rounding dtype from <c>dtype</c> (inputs are rounded to it on load; math is float32).</summary>
     public required DType ComputeDType { get; init; }
 
-    /// <summary>Dtype from <c>out_dtype</c>, or null to keep each base tensor's dtype.</summary>
+    /// <summary>Dtype the float tensors are stored in: <c>out_dtype</c>, else <c>dtype</c>, else null to keep each base tensor's dtype.</summary>
     public required DType? OutDType { get; init; }
 
     /// <summary>Warnings found while planning.</summary>
@@ -101,7 +101,9 @@ public sealed class MergePlan : IDisposable
 
         DType compute = config.DType is null ? DType.F32 : ParseFloatDType(config.DType, config.Path, "dtype");
         if (compute == DType.F64) throw new BadInputException($"{config.Path}: dtype float64 is not supported for compute; use float32");
-        DType? outDType = config.OutDType is null ? null : ParseFloatDType(config.OutDType, config.Path, "out_dtype");
+        // As mergekit: tensors are stored as computed in `dtype` unless `out_dtype` says otherwise.
+        DType? outDType = config.OutDType is not null ? ParseFloatDType(config.OutDType, config.Path, "out_dtype")
+            : config.DType is not null ? compute : null;
 
         var opened = new List<IDisposable>();
         try

@@ -5,7 +5,7 @@ namespace TaskMerge.Engine.Tests.Merge;
 public class LayerDepthTests
 {
     [Fact]
-    public void Layers_spread_over_zero_to_one_and_tensors_outside_the_stack_sit_at_the_ends()
+    public void Layers_spread_over_zero_to_one_and_tensors_outside_the_stack_take_zero_as_in_mergekit_0_1_2()
     {
         string[] names =
         [
@@ -17,8 +17,16 @@ public class LayerDepthTests
         Assert.Equal(0.0, d.Of("model.layers.0.mlp.w"));
         Assert.Equal(0.5, d.Of("model.layers.2.mlp.w"));
         Assert.Equal(1.0, d.Of("model.layers.4.self_attn.q_proj.weight"));
-        Assert.Equal(1.0, d.Of("model.norm.weight"));
-        Assert.Equal(1.0, d.Of("lm_head.weight"));
+        Assert.Equal(0.0, d.Of("model.norm.weight"));
+        Assert.Equal(0.0, d.Of("lm_head.weight"));
+    }
+
+    [Fact]
+    public void A_single_layer_takes_t_one_as_mergekit_gives_a_one_layer_slice()
+    {
+        var d = new LayerDepth(["model.embed_tokens.weight", "model.layers.0.mlp.w", "lm_head.weight"]);
+        Assert.Equal(1.0, d.Of("model.layers.0.mlp.w"));
+        Assert.Equal(0.0, d.Of("lm_head.weight"));
     }
 
     [Theory]
