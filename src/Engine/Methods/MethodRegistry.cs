@@ -25,6 +25,7 @@ public static class MethodRegistry
         () => new NuSlerpMethod(),
         () => new MultiSlerpMethod(),
         () => new KarcherMethod(),
+        () => new NearSwapMethod(),
     ];
 
     private static readonly Dictionary<string, Func<IMergeMethod>> ByName =

@@ -77,6 +77,12 @@ public interface IBackend : IDisposable
     /// <summary>Σ x², accumulated in float64.</summary>
     double SumSquares(Tensor x);
 
+    /// <summary>
+    /// mergekit's NearSwap per element: w = clamp(t / max(|a − b|, 1e-6), 0, 1), dst = w·b + (1 − w)·a
+    /// (<see cref="TaskMerge.Kernels.InterpolationKernels.NearSwapValue"/>); dst may be a or b.
+    /// </summary>
+    void NearSwap(Tensor a, Tensor b, float t, Tensor dst);
+
     /// <summary>Σ a·b, accumulated in float64.</summary>
     double Dot(Tensor a, Tensor b);
 

@@ -20,6 +20,7 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, ArrayView<float>, float, ArrayView<float>>? _scale;
     private Action<Index1D, float, ArrayView<float>, ArrayView<float>>? _axpy;
     private Action<Index1D, ArrayView<float>, float>? _fill;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>>? _nearSwap;
     private Action<KernelConfig, ArrayView<float>, ArrayView<double>>? _sum, _sumAbs, _sumSquares;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<double>>? _dot;
     private Action<KernelConfig, ArrayView<float>, ArrayView<uint>>? _maxAbsBits;
@@ -66,6 +67,7 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     public Action<Index1D, ArrayView<float>, float, ArrayView<float>> Scale => Auto(ref _scale, ElementwiseKernels.Scale);
     public Action<Index1D, float, ArrayView<float>, ArrayView<float>> Axpy => Auto(ref _axpy, ElementwiseKernels.Axpy);
     public Action<Index1D, ArrayView<float>, float> Fill => Auto(ref _fill, ElementwiseKernels.Fill);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>> NearSwap => Auto(ref _nearSwap, InterpolationKernels.NearSwap);
 
     public Action<KernelConfig, ArrayView<float>, ArrayView<double>> SumPartials => Grouped(ref _sum, ReduceKernels.SumPartials);
     public Action<KernelConfig, ArrayView<float>, ArrayView<double>> SumAbsPartials => Grouped(ref _sumAbs, ReduceKernels.SumAbsPartials);
