@@ -19,16 +19,17 @@ internal static class MergeCommand
         var cuda = new Option<bool>("--cuda") { Description = "alias of --device cuda" };
         var shard = new Option<string>("--out-shard-size") { Description = "largest output shard in bytes (K/M/G/B suffixes)", DefaultValueFactory = _ => "5B" };
         var seed = new Option<ulong?>("--random-seed") { Description = "seed for DARE's random drops" };
-        var crimes = new Option<bool>("--allow-crimes") { Description = "skip tensors whose shape differs from the base instead of failing" };
+        var crimes = new Option<bool>("--allow-crimes") { Description = "merge models of different architectures, skipping tensors whose shape differs from the base, instead of failing" };
         var intersect = new Option<bool>("--tensor-intersection", "-i") { Description = "only merge tensors every model has" };
         var threads = new Option<int>("--num-threads", "-j") { Description = "CPU threads (default: all cores)" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress output" };
         var noTokenizer = new Option<bool>("--no-copy-tokenizer") { Description = "do not copy tokenizer/preprocessor files from the base" };
+        var noCard = new Option<bool>("--no-model-card", "--no-write-model-card") { Description = "do not write the model card README.md" };
         var cmd = new Command("merge", "Merge models as a mergekit-style YAML config says")
         {
-            config, outDir, device, cuda, shard, seed, crimes, intersect, threads, quiet, noTokenizer,
+            config, outDir, device, cuda, shard, seed, crimes, intersect, threads, quiet, noTokenizer, noCard,
         };
-        foreach (var name in new[] { "--copy-tokenizer", "--lazy-unpickle", "--low-cpu-memory", "--read-to-gpu", "--clone-tensors", "--safe-serialization", "--async-write", "--write-model-card", "--no-write-model-card", "--multi-gpu", "--trust-remote-code" })
+        foreach (var name in new[] { "--copy-tokenizer", "--lazy-unpickle", "--low-cpu-memory", "--read-to-gpu", "--clone-tensors", "--safe-serialization", "--async-write", "--write-model-card", "--multi-gpu", "--trust-remote-code" })
             cmd.Options.Add(new Option<bool>(name) { Description = "accepted for mergekit compatibility (no effect)", Hidden = true });
 
         cmd.SetAction(parse =>
@@ -43,6 +44,7 @@ internal static class MergeCommand
                 AllowCrimes = parse.GetValue(crimes),
                 TensorIntersection = parse.GetValue(intersect),
                 CopyTokenizer = !parse.GetValue(noTokenizer),
+                WriteModelCard = !parse.GetValue(noCard),
             };
             string outPath = parse.GetValue(outDir)!;
             if (File.Exists(outPath)) throw new BadInputException($"{outPath}: OUT_DIR exists and is a file");

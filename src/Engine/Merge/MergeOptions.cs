@@ -18,6 +18,9 @@ public sealed record MergeOptions
     /// <summary>Copy tokenizer and preprocessor files from the base model directory (mergekit's default).</summary>
     public bool CopyTokenizer { get; init; } = true;
 
+    /// <summary>Write the model card <c>README.md</c> (mergekit's default; <c>--no-model-card</c> turns it off).</summary>
+    public bool WriteModelCard { get; init; } = true;
+
     /// <summary>Tensors loaded ahead of the one being merged.</summary>
     public int Prefetch { get; init; } = 2;
 }

@@ -127,6 +127,7 @@ public sealed class MergePlan : IDisposable
             if (entries.Count == 0) throw new BadInputException($"{config.Path}: no models to merge besides the base model");
             var experts = entries.Select(e => Open(e.ResolvedPath, "model")).ToList();
             var reference = baseModel ?? experts[0];
+            ArchitectureCheck.Run(reference, experts, options.AllowCrimes, warnings);
 
             var parameters = new MergeParameters(method.Parameters, config.Parameters, entries.Select(e => e.Parameters).ToList(), warnings);
             var depth = new LayerDepth(reference.Tensors.Select(t => t.Name));

@@ -136,6 +136,8 @@ public static class MergeRunner
         ModelDirectoryFiles.CopyConfig(plan.Reference.ConfigJsonPath, outDir, plan.OutDType);
         WriteAtomically(Path.Combine(outDir, "taskmerge_config.yml"), plan.Config.Text);
         if (plan.Options.CopyTokenizer) CopyTagalongFiles(plan.Reference.Directory, outDir);
+        if (plan.Options.WriteModelCard)
+            WriteAtomically(Path.Combine(outDir, "README.md"), ModelCard.Generate(plan.Config, Path.GetFileName(Path.GetFullPath(outDir).TrimEnd('/'))));
         writeTime.Stop();
 
         report.LoadSeconds = loadTime.Elapsed.TotalSeconds;

@@ -91,6 +91,7 @@ public sealed class MergeParameters
         foreach (var d in _defs.Values.OrderBy(d => d.Name, StringComparer.Ordinal))
         {
             if (d.PerModel && !_global.ContainsKey(d.Name)) continue;
+            if (d.Default is null && !_global.ContainsKey(d.Name)) { r[d.Name] = null; continue; }
             if (_global.TryGetValue(d.Name, out var s) && s is not ScalarSetting && d.Kind != ParameterKind.StringList) { r[d.Name] = Describe(s); continue; }
             r[d.Name] = d.Kind switch
             {
