@@ -26,6 +26,8 @@ public static class MethodRegistry
         () => new MultiSlerpMethod(),
         () => new KarcherMethod(),
         () => new NearSwapMethod(),
+        () => new RamMethod(),
+        () => new RamPlusTlMethod(),
     ];
 
     private static readonly Dictionary<string, Func<IMergeMethod>> ByName =

@@ -83,6 +83,19 @@ public interface IBackend : IDisposable
     /// </summary>
     void NearSwap(Tensor a, Tensor b, float t, Tensor dst);
 
+    /// <summary>RAM contributor count: counts[i] += 1 where |taskVector[i]| &gt; epsilon (one expert per call).</summary>
+    void RamCountContributors(Tensor taskVector, float epsilon, Tensor counts);
+
+    /// <summary>
+    /// RAM merge of one expert: dst[i] += τ[i]·uniqueScale where τ[i] is its element's only contributor
+    /// (counts[i] = 1), τ[i]/counts[i] where it shares it, 0 where |τ[i]| ≤ epsilon
+    /// (<see cref="TaskMerge.Kernels.RamKernels.ContributionValue"/>).
+    /// </summary>
+    void RamAccumulate(Tensor taskVector, float epsilon, Tensor counts, float uniqueScale, Tensor dst);
+
+    /// <summary>RAM+ masks of one expert: unique[i] ← 1 where τ[i] contributes alone, shared[i] ← 1 where it contributes with others, else 0.</summary>
+    void RamClassify(Tensor taskVector, float epsilon, Tensor counts, Tensor unique, Tensor shared);
+
     /// <summary>Σ a·b, accumulated in float64.</summary>
     double Dot(Tensor a, Tensor b);
 

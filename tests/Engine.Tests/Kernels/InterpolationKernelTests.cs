@@ -22,3 +22,34 @@ public sealed class InterpolationKernelTests(IlgpuCpuFixture fixture)
         AssertBitEqual(expected, actual, "nearswap");
     }
 }
+
+[Collection(IlgpuCpuCollection.Name)]
+public sealed class RamKernelTests(IlgpuCpuFixture fixture)
+{
+    private readonly IBackend _device = fixture.Device, _cpu = fixture.Cpu;
+
+    private static float[] Sparse(int n, int seed)
+    {
+        var v = RandomValues(n, seed);
+        for (int i = 0; i < n; i += 3) v[i] = 0;
+        for (int i = 1; i < n; i += 7) v[i] = 1e-6f;
+        return v;
+    }
+
+    [Theory]
+    [InlineData(37)]
+    [InlineData(1000)]
+    public void RamOpsMatchCpuBitForBit(int n)
+    {
+        float[] a = Sparse(n, 1), b = Sparse(n, 2), counts = new float[n];
+        for (int i = 0; i < n; i++) counts[i] = i % 4;
+        var (e, d) = Run(_device, _cpu, [a, (float[])counts.Clone()], (be, t) => be.RamCountContributors(t[0], 1e-5f, t[1]), 1);
+        AssertBitEqual(e, d, "count contributors");
+        (e, d) = Run(_device, _cpu, [a, counts, b], (be, t) => be.RamAccumulate(t[0], 1e-5f, t[1], 1.25f, t[2]), 2);
+        AssertBitEqual(e, d, "accumulate");
+        (e, d) = Run(_device, _cpu, [a, counts, new float[n], new float[n]], (be, t) => be.RamClassify(t[0], 1e-5f, t[1], t[2], t[3]), 2);
+        AssertBitEqual(e, d, "classify unique");
+        (e, d) = Run(_device, _cpu, [a, counts, new float[n], new float[n]], (be, t) => be.RamClassify(t[0], 1e-5f, t[1], t[2], t[3]), 3);
+        AssertBitEqual(e, d, "classify shared");
+    }
+}

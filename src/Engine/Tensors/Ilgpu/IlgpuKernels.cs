@@ -21,6 +21,9 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, float, ArrayView<float>, ArrayView<float>>? _axpy;
     private Action<Index1D, ArrayView<float>, float>? _fill;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>>? _nearSwap;
+    private Action<Index1D, ArrayView<float>, float, ArrayView<float>>? _ramCount;
+    private Action<Index1D, ArrayView<float>, float, ArrayView<float>, float, ArrayView<float>>? _ramAccumulate;
+    private Action<Index1D, ArrayView<float>, float, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _ramClassify;
     private Action<KernelConfig, ArrayView<float>, ArrayView<double>>? _sum, _sumAbs, _sumSquares;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<double>>? _dot;
     private Action<KernelConfig, ArrayView<float>, ArrayView<uint>>? _maxAbsBits;
@@ -68,6 +71,9 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     public Action<Index1D, float, ArrayView<float>, ArrayView<float>> Axpy => Auto(ref _axpy, ElementwiseKernels.Axpy);
     public Action<Index1D, ArrayView<float>, float> Fill => Auto(ref _fill, ElementwiseKernels.Fill);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>> NearSwap => Auto(ref _nearSwap, InterpolationKernels.NearSwap);
+    public Action<Index1D, ArrayView<float>, float, ArrayView<float>> RamCountContributors => Auto(ref _ramCount, RamKernels.CountContributors);
+    public Action<Index1D, ArrayView<float>, float, ArrayView<float>, float, ArrayView<float>> RamAccumulate => Auto(ref _ramAccumulate, RamKernels.Accumulate);
+    public Action<Index1D, ArrayView<float>, float, ArrayView<float>, ArrayView<float>, ArrayView<float>> RamClassify => Auto(ref _ramClassify, RamKernels.Classify);
 
     public Action<KernelConfig, ArrayView<float>, ArrayView<double>> SumPartials => Grouped(ref _sum, ReduceKernels.SumPartials);
     public Action<KernelConfig, ArrayView<float>, ArrayView<double>> SumAbsPartials => Grouped(ref _sumAbs, ReduceKernels.SumAbsPartials);
