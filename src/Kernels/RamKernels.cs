@@ -17,11 +17,11 @@ public static class RamKernels
         return count == 1 ? tau * uniqueScale : tau / (count > 1 ? count : 1);
     }
 
-    /// <summary>counts[i] += 1 where |τ[i]| &gt; ε.</summary>
-    public static void CountContributors(Index1D i, ArrayView<float> tau, float epsilon, ArrayView<float> counts)
+    /// <summary>counts[i] += 1 where |x[i]| &gt; threshold.</summary>
+    public static void CountMagnitudeAbove(Index1D i, ArrayView<float> x, float threshold, ArrayView<float> counts)
     {
-        float v = tau[i];
-        if ((v < 0 ? -v : v) > epsilon) counts[i] += 1;
+        float v = x[i];
+        if ((v < 0 ? -v : v) > threshold) counts[i] += 1;
     }
 
     /// <summary>dst[i] += <see cref="ContributionValue"/>(τ[i], ε, counts[i], uniqueScale).</summary>

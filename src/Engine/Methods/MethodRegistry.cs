@@ -28,6 +28,7 @@ public static class MethodRegistry
         () => new NearSwapMethod(),
         () => new RamMethod(),
         () => new RamPlusTlMethod(),
+        () => new SceMethod(),
     ];
 
     private static readonly Dictionary<string, Func<IMergeMethod>> ByName =

@@ -46,7 +46,7 @@ public sealed class RamMethod : IMergeMethod
                 be.Sub(e.Values, baseT, tau);
             }
             using var counts = be.Zeros(shape);
-            foreach (var tau in taus) be.RamCountContributors(tau, epsilon, counts);
+            foreach (var tau in taus) be.CountMagnitudeAbove(tau, epsilon, counts);
             var scales = Enumerable.Repeat(1.0, taus.Count).ToArray();
             if (uniqueScale is not null && taus.Count > 0)
             {

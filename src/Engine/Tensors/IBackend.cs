@@ -83,8 +83,18 @@ public interface IBackend : IDisposable
     /// </summary>
     void NearSwap(Tensor a, Tensor b, float t, Tensor dst);
 
-    /// <summary>RAM contributor count: counts[i] += 1 where |taskVector[i]| &gt; epsilon (one expert per call).</summary>
-    void RamCountContributors(Tensor taskVector, float epsilon, Tensor counts);
+    /// <summary>counts[i] += 1 where |x[i]| &gt; threshold (RAM's contributor count, one expert per call; SCE's nonzero count).</summary>
+    void CountMagnitudeAbove(Tensor x, float threshold, Tensor counts);
+
+    /// <summary>
+    /// One expert of a sign election against a given total (mergekit's "sum" consensus on unweighted task
+    /// vectors): where x[i] is non-zero with the sign of the majority (+1 where total[i] ≥ 0, else −1),
+    /// numerator[i] += weight·x[i] and denominator[i] += weight.
+    /// </summary>
+    void SignAgreeAccumulate(Tensor x, Tensor total, float weight, Tensor numerator, Tensor denominator);
+
+    /// <summary>dst[i] ← numerator[i] / max(denominator[i], floor) (torch's clamp(min=floor) divisor).</summary>
+    void DivClampedBelow(Tensor numerator, Tensor denominator, float floor, Tensor dst);
 
     /// <summary>
     /// RAM merge of one expert: dst[i] += τ[i]·uniqueScale where τ[i] is its element's only contributor

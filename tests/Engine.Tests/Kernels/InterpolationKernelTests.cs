@@ -43,7 +43,7 @@ public sealed class RamKernelTests(IlgpuCpuFixture fixture)
     {
         float[] a = Sparse(n, 1), b = Sparse(n, 2), counts = new float[n];
         for (int i = 0; i < n; i++) counts[i] = i % 4;
-        var (e, d) = Run(_device, _cpu, [a, (float[])counts.Clone()], (be, t) => be.RamCountContributors(t[0], 1e-5f, t[1]), 1);
+        var (e, d) = Run(_device, _cpu, [a, (float[])counts.Clone()], (be, t) => be.CountMagnitudeAbove(t[0], 1e-5f, t[1]), 1);
         AssertBitEqual(e, d, "count contributors");
         (e, d) = Run(_device, _cpu, [a, counts, b], (be, t) => be.RamAccumulate(t[0], 1e-5f, t[1], 1.25f, t[2]), 2);
         AssertBitEqual(e, d, "accumulate");
@@ -51,5 +51,27 @@ public sealed class RamKernelTests(IlgpuCpuFixture fixture)
         AssertBitEqual(e, d, "classify unique");
         (e, d) = Run(_device, _cpu, [a, counts, new float[n], new float[n]], (be, t) => be.RamClassify(t[0], 1e-5f, t[1], t[2], t[3]), 3);
         AssertBitEqual(e, d, "classify shared");
+    }
+}
+
+[Collection(IlgpuCpuCollection.Name)]
+public sealed class ConsensusKernelTests(IlgpuCpuFixture fixture)
+{
+    private readonly IBackend _device = fixture.Device, _cpu = fixture.Cpu;
+
+    [Theory]
+    [InlineData(37)]
+    [InlineData(1000)]
+    public void SignAgreeAccumulateAndDivClampedBelowMatchCpuBitForBit(int n)
+    {
+        float[] x = RandomValues(n, 1), total = RandomValues(n, 2), num = RandomValues(n, 3), den = RandomValues(n, 4);
+        for (int i = 0; i < n; i += 5) { x[i] = 0; total[i] = 0; }
+        var (e, d) = Run(_device, _cpu, [x, total, num, den], (be, t) => be.SignAgreeAccumulate(t[0], t[1], 0.7f, t[2], t[3]), 2);
+        AssertBitEqual(e, d, "numerator");
+        (e, d) = Run(_device, _cpu, [x, total, num, den], (be, t) => be.SignAgreeAccumulate(t[0], t[1], 0.7f, t[2], t[3]), 3);
+        AssertBitEqual(e, d, "denominator");
+        for (int i = 0; i < n; i += 4) den[i] = 1e-9f;
+        (e, d) = Run(_device, _cpu, [num, den, new float[n]], (be, t) => be.DivClampedBelow(t[0], t[1], 1e-6f, t[2]), 2);
+        AssertBitEqual(e, d, "divide");
     }
 }

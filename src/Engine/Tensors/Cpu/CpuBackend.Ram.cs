@@ -5,13 +5,13 @@ namespace TaskMerge.Engine.Tensors.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public void RamCountContributors(Tensor taskVector, float epsilon, Tensor counts)
+    public void CountMagnitudeAbove(Tensor x, float threshold, Tensor counts)
     {
-        OpShapes.SameLength(taskVector, counts);
-        float[] x = Data(taskVector), c = Data(counts);
-        ForChunks(taskVector.Length, (o, n) =>
+        OpShapes.SameLength(x, counts);
+        float[] v = Data(x), c = Data(counts);
+        ForChunks(x.Length, (o, n) =>
         {
-            for (int i = o; i < o + n; i++) if (Math.Abs(x[i]) > epsilon) c[i] += 1;
+            for (int i = o; i < o + n; i++) if (Math.Abs(v[i]) > threshold) c[i] += 1;
         });
     }
 

@@ -3,10 +3,10 @@ namespace TaskMerge.Engine.Tensors.Ilgpu;
 public sealed partial class IlgpuBackend
 {
     /// <inheritdoc />
-    public void RamCountContributors(Tensor taskVector, float epsilon, Tensor counts)
+    public void CountMagnitudeAbove(Tensor x, float threshold, Tensor counts)
     {
-        OpShapes.SameLength(taskVector, counts);
-        if (taskVector.Length > 0) _kernels.RamCountContributors(Count(taskVector), View(taskVector), epsilon, View(counts));
+        OpShapes.SameLength(x, counts);
+        if (x.Length > 0) _kernels.CountMagnitudeAbove(Count(x), View(x), threshold, View(counts));
     }
 
     /// <inheritdoc />

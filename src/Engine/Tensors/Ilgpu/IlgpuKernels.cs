@@ -21,7 +21,9 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, float, ArrayView<float>, ArrayView<float>>? _axpy;
     private Action<Index1D, ArrayView<float>, float>? _fill;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>>? _nearSwap;
-    private Action<Index1D, ArrayView<float>, float, ArrayView<float>>? _ramCount;
+    private Action<Index1D, ArrayView<float>, float, ArrayView<float>>? _countMagnitudeAbove;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>, ArrayView<float>>? _signAgreeAccumulate;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>>? _divClampedBelow;
     private Action<Index1D, ArrayView<float>, float, ArrayView<float>, float, ArrayView<float>>? _ramAccumulate;
     private Action<Index1D, ArrayView<float>, float, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _ramClassify;
     private Action<KernelConfig, ArrayView<float>, ArrayView<double>>? _sum, _sumAbs, _sumSquares;
@@ -71,7 +73,9 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     public Action<Index1D, float, ArrayView<float>, ArrayView<float>> Axpy => Auto(ref _axpy, ElementwiseKernels.Axpy);
     public Action<Index1D, ArrayView<float>, float> Fill => Auto(ref _fill, ElementwiseKernels.Fill);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>> NearSwap => Auto(ref _nearSwap, InterpolationKernels.NearSwap);
-    public Action<Index1D, ArrayView<float>, float, ArrayView<float>> RamCountContributors => Auto(ref _ramCount, RamKernels.CountContributors);
+    public Action<Index1D, ArrayView<float>, float, ArrayView<float>> CountMagnitudeAbove => Auto(ref _countMagnitudeAbove, RamKernels.CountMagnitudeAbove);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>, ArrayView<float>> SignAgreeAccumulate => Auto(ref _signAgreeAccumulate, ConsensusKernels.SignAgreeAccumulate);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>> DivClampedBelow => Auto(ref _divClampedBelow, ConsensusKernels.DivClampedBelow);
     public Action<Index1D, ArrayView<float>, float, ArrayView<float>, float, ArrayView<float>> RamAccumulate => Auto(ref _ramAccumulate, RamKernels.Accumulate);
     public Action<Index1D, ArrayView<float>, float, ArrayView<float>, ArrayView<float>, ArrayView<float>> RamClassify => Auto(ref _ramClassify, RamKernels.Classify);
 
