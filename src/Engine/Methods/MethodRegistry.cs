@@ -29,6 +29,7 @@ public static class MethodRegistry
         () => new RamMethod(),
         () => new RamPlusTlMethod(),
         () => new SceMethod(),
+        () => new ArceeFusionMethod(),
     ];
 
     private static readonly Dictionary<string, Func<IMergeMethod>> ByName =

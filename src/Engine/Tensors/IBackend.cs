@@ -83,6 +83,12 @@ public interface IBackend : IDisposable
     /// </summary>
     void NearSwap(Tensor a, Tensor b, float t, Tensor dst);
 
+    /// <summary>
+    /// Arcee Fusion's importance per element, rows of <paramref name="rowLength"/> (the last dimension):
+    /// |tuned − base|·Σ_row p·log(p/q) with p, q the row softmaxes of tuned and base plus 1e-8 (float64 sums).
+    /// </summary>
+    void ArceeFusionImportance(Tensor tuned, Tensor baseValues, int rowLength, Tensor dst);
+
     /// <summary>counts[i] += 1 where |x[i]| &gt; threshold (RAM's contributor count, one expert per call; SCE's nonzero count).</summary>
     void CountMagnitudeAbove(Tensor x, float threshold, Tensor counts);
 

@@ -75,3 +75,20 @@ public sealed class ConsensusKernelTests(IlgpuCpuFixture fixture)
         AssertBitEqual(e, d, "divide");
     }
 }
+
+[Collection(IlgpuCpuCollection.Name)]
+public sealed class ArceeFusionKernelTests(IlgpuCpuFixture fixture)
+{
+    private readonly IBackend _device = fixture.Device, _cpu = fixture.Cpu;
+
+    [Theory]
+    [InlineData(7, 5)]
+    [InlineData(64, 33)]
+    public void ImportanceMatchesCpu(int rows, int row)
+    {
+        float[] a = RandomValues(rows * row, 1), b = RandomValues(rows * row, 2);
+        int[][] shapes = [[rows, row], [rows, row], [rows, row]];
+        var (e, d) = Run(_device, _cpu, [b, a, new float[rows * row]], shapes, (be, t) => be.ArceeFusionImportance(t[0], t[1], row, t[2]), 2);
+        for (int i = 0; i < e.Length; i++) Assert.True(Math.Abs(e[i] - d[i]) <= 1e-6f * Math.Abs(e[i]) + 1e-12f, $"element {i}: {e[i]} vs {d[i]}");
+    }
+}

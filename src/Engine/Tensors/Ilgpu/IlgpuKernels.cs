@@ -22,6 +22,7 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     private Action<Index1D, ArrayView<float>, float>? _fill;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>>? _nearSwap;
     private Action<Index1D, ArrayView<float>, float, ArrayView<float>>? _countMagnitudeAbove;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>>? _arceeFusionImportance;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>, ArrayView<float>>? _signAgreeAccumulate;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>>? _divClampedBelow;
     private Action<Index1D, ArrayView<float>, float, ArrayView<float>, float, ArrayView<float>>? _ramAccumulate;
@@ -73,6 +74,7 @@ internal sealed class IlgpuKernels(Accelerator accelerator)
     public Action<Index1D, float, ArrayView<float>, ArrayView<float>> Axpy => Auto(ref _axpy, ElementwiseKernels.Axpy);
     public Action<Index1D, ArrayView<float>, float> Fill => Auto(ref _fill, ElementwiseKernels.Fill);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>> NearSwap => Auto(ref _nearSwap, InterpolationKernels.NearSwap);
+    public Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> ArceeFusionImportance => Auto(ref _arceeFusionImportance, ArceeFusionKernels.Importance);
     public Action<Index1D, ArrayView<float>, float, ArrayView<float>> CountMagnitudeAbove => Auto(ref _countMagnitudeAbove, RamKernels.CountMagnitudeAbove);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>, ArrayView<float>> SignAgreeAccumulate => Auto(ref _signAgreeAccumulate, ConsensusKernels.SignAgreeAccumulate);
     public Action<Index1D, ArrayView<float>, ArrayView<float>, float, ArrayView<float>> DivClampedBelow => Auto(ref _divClampedBelow, ConsensusKernels.DivClampedBelow);
