@@ -30,7 +30,7 @@ internal static class MergeCommand
             config, outDir, device, cuda, shard, seed, crimes, intersect, threads, quiet, noTokenizer, noCard,
         };
         foreach (var name in new[] { "--copy-tokenizer", "--lazy-unpickle", "--low-cpu-memory", "--read-to-gpu", "--clone-tensors", "--safe-serialization", "--async-write", "--write-model-card", "--multi-gpu", "--trust-remote-code" })
-            cmd.Options.Add(new Option<bool>(name) { Description = "accepted for mergekit compatibility (no effect)", Hidden = true });
+            cmd.Options.Add(new Option<bool>(name) { Description = "accepted for mergekit compatibility (no effect)" });
 
         cmd.SetAction(parse =>
         {

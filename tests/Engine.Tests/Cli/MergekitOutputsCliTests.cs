@@ -114,3 +114,17 @@ public class MergekitOutputsCliTests
         Assert.Contains($"* {Path.Combine(dir, "base")}\n* {Path.Combine(dir, "expert_0")}\n", card);
     }
 }
+
+public class MergeHelpTests
+{
+    [Fact]
+    public void Merge_help_lists_the_mergekit_flags_accepted_as_no_ops_and_the_model_card_switch()
+    {
+        var (code, stdout, stderr) = CliRunner.Run("merge", "--help");
+        Assert.True(code == 0, stderr);
+        foreach (var flag in new[] { "--lazy-unpickle", "--write-model-card", "--trust-remote-code", "--copy-tokenizer" })
+            Assert.Contains(flag, stdout);
+        Assert.Contains("accepted for mergekit compatibility (no effect)", stdout);
+        Assert.Contains("--no-model-card", stdout);
+    }
+}
