@@ -30,6 +30,7 @@ public static class MethodRegistry
         () => new RamPlusTlMethod(),
         () => new SceMethod(),
         () => new ArceeFusionMethod(),
+        () => new PassthroughMethod(),
     ];
 
     private static readonly Dictionary<string, Func<IMergeMethod>> ByName =

@@ -1,4 +1,5 @@
 using TaskMerge.Engine.IO;
+using TaskMerge.Engine.Tensors;
 using TaskMerge.Engine.Methods;
 
 namespace TaskMerge.Engine.Tests.Cli;
@@ -16,15 +17,9 @@ public class MergekitMethodNamesTests
         "ram", "ramplus_tl", "sce",
     ];
 
-    /// <summary>Needs <c>slices:</c> (not implemented yet).</summary>
-    private static readonly string[] NotYetImplemented = ["passthrough"];
-
     [Fact]
-    public void Every_mergekit_registry_method_but_the_slice_ones_is_registered()
-    {
-        var missing = MergekitRegistry.Except(MethodRegistry.Names).ToArray();
-        Assert.Equal(NotYetImplemented, missing);
-    }
+    public void Every_mergekit_registry_method_is_registered() =>
+        Assert.Empty(MergekitRegistry.Except(MethodRegistry.Names));
 
     public static TheoryData<string, string, string> Configs => new()
     {
@@ -38,6 +33,29 @@ public class MergekitMethodNamesTests
         { "sce", "ZOO/expert_0\n  - model: ZOO/expert_1\n  - model: ZOO/expert_2", "select_topk: 0.5\n  int8_mask: true" },
         { "arcee_fusion", "ZOO/expert_0", "{}" },
     };
+
+    [Fact]
+    public void Passthrough_of_one_model_scales_the_filtered_tensors_and_copies_the_rest()
+    {
+        string dir = TestPaths.NewTempDir();
+        string zoo = Path.Combine(TestPaths.Examples, "zoo");
+        string cfg = Path.Combine(dir, "config.yml");
+        File.WriteAllText(cfg, $"merge_method: passthrough\nmodels:\n  - model: {zoo}/expert_1\n    parameters:\n      scale:\n        - filter: mlp\n          value: 0.5\n        - value: 1.0\n");
+        string outDir = Path.Combine(dir, "out");
+        var (code, stdout, stderr) = CliRunner.Run("merge", cfg, outDir, "--device", "cpu");
+        Assert.True(code == 0, stderr + stdout);
+        using var m = ModelSource.Open(outDir);
+        using var e = ModelSource.Open(Path.Combine(zoo, "expert_1"));
+        foreach (var t in e.Tensors.Where(t => t.DType.IsFloat()))
+        {
+            var expected = e.ReadFloat32(t.Name).Select(v => t.Name.Contains("mlp") ? v * 0.5f : v).ToArray();
+            Assert.Equal(expected, m.ReadFloat32(t.Name));
+        }
+        File.WriteAllText(cfg, $"merge_method: passthrough\nmodels:\n  - model: {zoo}/expert_1\n  - model: {zoo}/expert_2\n");
+        (code, _, stderr) = CliRunner.Run("merge", cfg, Path.Combine(dir, "two"), "--device", "cpu");
+        Assert.Equal(2, code);
+        Assert.Contains("exactly one model", stderr);
+    }
 
     [Theory]
     [MemberData(nameof(Configs))]
