@@ -9,7 +9,7 @@ public class ArceeFusionTests
     /// |b − a|·Σ_row p·log(p/q), p/q = softmax rows + 1e-8; sorted importances; median, q1, q3 at index
     /// int(q·(n − 1)); threshold = median + 1.5·(q3 − q1); a + (b − a)·[importance ≥ threshold].
     /// </summary>
-    private static double[] Reference(float[] a, float[] b, int row)
+    internal static double[] Reference(float[] a, float[] b, int row)
     {
         int n = a.Length;
         var importance = new double[n];
