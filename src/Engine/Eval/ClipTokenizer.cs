@@ -29,10 +29,13 @@ public sealed partial class ClipTokenizer
 
     private readonly BpeTokenizer _bpe;
 
-    private ClipTokenizer(BpeTokenizer bpe, int bos, int eos)
+    private ClipTokenizer(BpeTokenizer bpe, int bos, int eos, string identity)
     {
-        (_bpe, BosId, EosId) = (bpe, bos, eos);
+        (_bpe, BosId, EosId, Identity) = (bpe, bos, eos, identity);
     }
+
+    /// <summary>Hex SHA-256 of the vocabulary and merges the tokenizer was built from (cache keys).</summary>
+    public string Identity { get; }
 
     /// <summary>Id of <c>&lt;|startoftext|&gt;</c> (49406 in OpenAI's vocabulary).</summary>
     public int BosId { get; }
@@ -95,7 +98,11 @@ public sealed partial class ClipTokenizer
         {
             var bpe = BpeTokenizer.Create(new MemoryStream(vocabJson), new MemoryStream(mergesTxt), preTokenizer: null, normalizer: null,
                 specialTokens: null, unknownToken: null, continuingSubwordPrefix: null, endOfWordSuffix: "</w>", fuseUnknownTokens: false);
-            return new ClipTokenizer(bpe, ids[StartOfText], ids[EndOfText]);
+            using var h = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            h.AppendData(vocabJson);
+            h.AppendData("\n--merges--\n"u8);
+            h.AppendData(mergesTxt);
+            return new ClipTokenizer(bpe, ids[StartOfText], ids[EndOfText], Convert.ToHexStringLower(h.GetHashAndReset()));
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or IOException or JsonException)
         {

@@ -264,6 +264,12 @@ internal sealed class ClipTextNames
     /// <summary>The name prefix of text encoder layer <paramref name="l"/>'s tensors.</summary>
     public string Layer(int l) => _prefix + (Hf ? $"encoder.layers.{l}." : $"transformer.resblocks.{l}.");
 
+    /// <summary>True for the tensors the text tower reads (and <c>logit_scale</c>), not the vision tower's.</summary>
+    public bool IsTextTensor(string name) =>
+        name == Projection || name == LogitScale || (Hf
+            ? name.StartsWith(_prefix, StringComparison.Ordinal)
+            : name == TokenEmbedding || name == Positions || name.StartsWith(_prefix + "transformer.", StringComparison.Ordinal) || name.StartsWith(FinalNorm + ".", StringComparison.Ordinal));
+
     public string Fc1Weight(int l) => Layer(l) + (Hf ? "mlp.fc1.weight" : "mlp.c_fc.weight");
 
     /// <summary>Finds the text tower's names; <see cref="BadInputException"/> when the checkpoint has none.</summary>
