@@ -86,7 +86,8 @@ public static class ZeroShotHeads
     /// The head of <paramref name="task"/> for the text tower in <paramref name="modelPath"/>, from
     /// <paramref name="cacheDirectory"/> when a head with the same key is there, else built (tokenizer
     /// files from <paramref name="tokenizerDirectory"/>, default the model directory) and stored. The key
-    /// is <see cref="Fingerprint"/>; null <paramref name="cacheDirectory"/> disables the cache.
+    /// is <see cref="Fingerprint"/>; an unreadable entry is rebuilt and overwritten; null
+    /// <paramref name="cacheDirectory"/> disables the cache.
     /// </summary>
     public static (ZeroShotHead Head, bool FromCache) GetOrBuild(string modelPath, IBackend backend, ZeroShotTask task, string? cacheDirectory,
         string? tokenizerDirectory = null, int batchSize = 256)
@@ -100,7 +101,7 @@ public static class ZeroShotHeads
         if (cacheDirectory is not null)
         {
             cached = Path.Combine(cacheDirectory, Fingerprint(source, config, tokenizer, task) + ".safetensors");
-            if (File.Exists(cached)) return (ZeroShotHead.Read(cached), true);
+            if (File.Exists(cached) && TryRead(cached, task.Classes.Count) is { } hit) return (hit, true);
         }
         using var model = ClipTextModel.Load(source, backend, config);
         var head = Build(model, tokenizer, task, batchSize);
@@ -133,6 +134,20 @@ public static class ZeroShotHeads
         foreach (var c in task.Classes) Text("class " + c);
         foreach (var t in task.Templates) Text("template " + t);
         return Convert.ToHexStringLower(h.GetHashAndReset());
+    }
+
+    /// <summary>A cached head, or null when the file is unreadable or not of <paramref name="classes"/> classes (then it is rebuilt and overwritten).</summary>
+    private static ZeroShotHead? TryRead(string path, int classes)
+    {
+        try
+        {
+            var head = ZeroShotHead.Read(path);
+            return head.Classes == classes ? head : null;
+        }
+        catch (BadInputException)
+        {
+            return null;
+        }
     }
 
     private static double SquaredNorm(ReadOnlySpan<float> f)

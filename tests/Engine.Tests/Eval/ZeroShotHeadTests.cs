@@ -97,6 +97,16 @@ public sealed class ZeroShotHeadTests
         Assert.False(ZeroShotHeads.GetOrBuild(other.Path, be, Custom, cache.Path).FromCache);
         Assert.False(ZeroShotHeads.GetOrBuild(dir.Path, be, Custom with { Templates = ["a photo of a {}."] }, cache.Path).FromCache);
         Assert.Equal(3, Directory.GetFiles(cache.Path, "*.safetensors").Length);
+
+        using (var src = ModelSource.Open(dir.Path))
+        {
+            string entry = cache[ZeroShotHeads.Fingerprint(src, ClipTextConfig.Load(dir["config.json"]), ClipTokenizer.Load(dir.Path), Custom) + ".safetensors"];
+            File.WriteAllText(entry, "not a safetensors file");
+        }
+        var (rebuilt, hit3) = ZeroShotHeads.GetOrBuild(dir.Path, be, Custom, cache.Path);
+        Assert.False(hit3);
+        Assert.Equal(first.Weight, rebuilt.Weight);
+        Assert.True(ZeroShotHeads.GetOrBuild(dir.Path, be, Custom, cache.Path).FromCache);
     }
 
     [Fact]
