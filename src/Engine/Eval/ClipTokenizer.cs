@@ -17,7 +17,8 @@ namespace TaskMerge.Engine.Eval;
 /// end-of-word suffix. Framing <c>&lt;|startoftext|&gt; … &lt;|endoftext|&gt;</c>, truncated to the
 /// context length with the last id forced to <c>&lt;|endoftext|&gt;</c>, padded with 0 (open_clip).
 /// .NET's regex sees UTF-16 code units, so letters outside the BMP do not match <c>\p{L}</c> (they
-/// fall into the "other" class, as symbols do); .NET's HTML decoding needs the entity's semicolon.
+/// fall into the "other" class, as symbols do); .NET's HTML decoding needs the entity's semicolon; there
+/// is no NFC step (ftfy and HF's fast tokenizer have one), so decomposed accents tokenize differently.
 /// </summary>
 public sealed partial class ClipTokenizer
 {
