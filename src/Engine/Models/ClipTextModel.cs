@@ -125,6 +125,37 @@ public sealed class ClipTextModel : IDisposable
     }
 
     /// <summary>
+    /// A tower of the given shape with N(0, 0.02²) weights, zero biases and unit LayerNorms, drawn on
+    /// the backend, with a projection and logit_scale ln(100) (benchmarks; no checkpoint needed).
+    /// </summary>
+    internal static ClipTextModel Random(ClipTextConfig c, IBackend backend, ulong seed)
+    {
+        ulong stream = 0;
+        Tensor Normal(params int[] shape)
+        {
+            var t = backend.Empty(shape);
+            backend.FillNormal(t, seed, stream++);
+            backend.Scale(t, 0.02f, t);
+            return t;
+        }
+        Tensor Const(float v, params int[] shape)
+        {
+            var t = backend.Empty(shape);
+            backend.Fill(t, v);
+            return t;
+        }
+        int w = c.HiddenSize;
+        Norm LayerNorm() => new(Const(1f, w), Const(0f, w), (float)c.LayerNormEps);
+        Linear Dense(int o, int i) => new(Normal(o, i), Const(0f, o));
+        var blocks = new ClipVisionBlock[c.NumHiddenLayers];
+        for (int l = 0; l < blocks.Length; l++)
+            blocks[l] = new ClipVisionBlock(LayerNorm(), new SelfAttention(Dense(w, w), Dense(w, w), Dense(w, w), Dense(w, w), c.NumAttentionHeads),
+                LayerNorm(), Dense(c.IntermediateSize, w), Dense(w, c.IntermediateSize));
+        return new ClipTextModel(backend, c, ClipWeightLayout.HuggingFace, Normal(c.VocabSize, w), Normal(c.MaxPositionEmbeddings, w),
+            blocks, LayerNorm(), Normal(c.ProjectionDim, w), Math.Log(100));
+    }
+
+    /// <summary>
     /// The pooling position of one sequence, as transformers' <c>CLIPTextTransformer</c>: with
     /// <c>eos_token_id</c> = 2 the first position of the largest id (CLIP's end-of-text token is the
     /// largest id of its vocabulary), otherwise the first position holding <c>eos_token_id</c>, or 0
