@@ -101,22 +101,8 @@ internal sealed class ClipNames
 
     /// <summary>Loads encoder layer <paramref name="l"/> and hands its parts to <paramref name="make"/>.</summary>
     public T LoadBlock<T>(WeightReader r, int l, ClipVisionConfig c, Func<Norm, SelfAttention, Norm, Linear, Linear, T> make) =>
-        ClipBlockWeights.Load(r, Layout, Layer(l), c.HiddenSize, c.NumAttentionHeads, c.IntermediateSize, c.LayerNormEps, make);
+        ClipTowerWeights.LoadBlock(r, Layout, Layer(l), c.HiddenSize, c.NumAttentionHeads, c.IntermediateSize, c.LayerNormEps, make);
 
     /// <summary>The projection as [E, W] on the backend, or null when the checkpoint has none.</summary>
-    public Tensors.Tensor? LoadProjection(WeightReader r, int w)
-    {
-        if (!r.Has(_projection)) return null;
-        long[] s = r.ShapeOf(_projection);
-        if (s.Length != 2 || s[Hf ? 1 : 0] != w)
-            throw new BadInputException(
-                $"{P(r.Source.Path)}: tensor {Q(_projection)} has shape {TensorInfo.FormatShape(s)}, expected {(Hf ? $"[E, {w}]" : $"[{w}, E]")}");
-        int e = (int)s[Hf ? 0 : 1];
-        if (Hf) return r.Load(_projection, e, w);
-        float[] proj = r.Read(_projection, w, e);
-        var t = new float[e * w];
-        for (int i = 0; i < w; i++)
-            for (int j = 0; j < e; j++) t[j * w + i] = proj[i * e + j];
-        return r.Backend.FromHost(t, e, w);
-    }
+    public Tensors.Tensor? LoadProjection(WeightReader r, int w) => ClipTowerWeights.LoadProjection(r, Layout, _projection, w);
 }

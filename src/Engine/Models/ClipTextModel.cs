@@ -96,7 +96,7 @@ public sealed class ClipTextModel : IDisposable
             var positions = Keep(r.Load(names.Positions, c.MaxPositionEmbeddings, w));
             var blocks = new ClipVisionBlock[c.NumHiddenLayers];
             for (int l = 0; l < blocks.Length; l++)
-                blocks[l] = Keep(ClipBlockWeights.Load(r, names.Layout, names.Layer(l), w, c.NumAttentionHeads, c.IntermediateSize, c.LayerNormEps,
+                blocks[l] = Keep(ClipTowerWeights.LoadBlock(r, names.Layout, names.Layer(l), w, c.NumAttentionHeads, c.IntermediateSize, c.LayerNormEps,
                     (ln1, attn, ln2, fc1, fc2) => new ClipVisionBlock(ln1, attn, ln2, fc1, fc2)));
             if (source.Contains(names.Fc1Weight(c.NumHiddenLayers)))
                 throw new BadInputException($"{P(source.Path)}: checkpoint has more than num_hidden_layers = {c.NumHiddenLayers} text encoder layers");
@@ -356,19 +356,5 @@ internal sealed class ClipTextNames
     }
 
     /// <summary>The projection as [E, W] on the backend, or null when the checkpoint has none.</summary>
-    public Tensor? LoadProjection(WeightReader r, int w)
-    {
-        if (!r.Has(Projection)) return null;
-        long[] s = r.ShapeOf(Projection);
-        if (s.Length != 2 || s[Hf ? 1 : 0] != w)
-            throw new BadInputException(
-                $"{P(r.Source.Path)}: tensor {Q(Projection)} has shape {TensorInfo.FormatShape(s)}, expected {(Hf ? $"[E, {w}]" : $"[{w}, E]")}");
-        int e = (int)s[Hf ? 0 : 1];
-        if (Hf) return r.Load(Projection, e, w);
-        float[] proj = r.Read(Projection, w, e);
-        var t = new float[e * w];
-        for (int i = 0; i < w; i++)
-            for (int j = 0; j < e; j++) t[j * w + i] = proj[i * e + j];
-        return r.Backend.FromHost(t, e, w);
-    }
+    public Tensor? LoadProjection(WeightReader r, int w) => ClipTowerWeights.LoadProjection(r, Layout, Projection, w);
 }
