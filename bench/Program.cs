@@ -9,6 +9,7 @@ var endToEnd = new Dictionary<string, Func<string[], int>>
     ["e2e-awd"] = AwdThroughput.Run,                // [EXPERTS] [ITERATIONS] [OPTIMIZER] [DEVICE] [GRANULARITY]
     ["e2e-spectral"] = SpectralThroughput.Run,      // [options]
     ["e2e-clip-forward"] = ClipForwardThroughput.Run, // [BATCH] [REPEATS] [DEVICE] [THREADS]
+    ["e2e-clip-text"] = ClipTextThroughput.Run,     // [BATCH] [TOKENS] [REPEATS] [DEVICE] [THREADS]
     ["e2e-wudi"] = WudiThroughput.Run,              // [options]
     ["e2e-ri-step"] = RiStepThroughput.Run,         // [BATCH] [REPEATS] [DEVICE] [THREADS]
 };

@@ -18,6 +18,7 @@ internal static class CliApp
         root.Subcommands.Add(ForwardCommand.Create(stdout, stderr));
         root.Subcommands.Add(EvalCommand.Create(stdout, stderr));
         root.Subcommands.Add(RiCommand.Create(stdout, stderr));
+        root.Subcommands.Add(HeadsCommand.Create(stdout, stderr));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

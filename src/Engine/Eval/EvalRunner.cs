@@ -72,9 +72,12 @@ public static class EvalRunner
         var dup = tasks.GroupBy(t => t.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
         if (dup is not null) throw new BadInputException($"task name {Q(dup.Key)} is given twice");
         using var source = ModelSource.Open(modelPath);
-        return ModelKinds.Detect(source) == ModelKind.ClipVision
-            ? RunClip(source, tasks, backend, options, progress)
-            : RunRoberta(source, modelPath, tasks, backend, options, progress);
+        return ModelKinds.Detect(source) switch
+        {
+            ModelKind.ClipVision => RunClip(source, tasks, backend, options, progress),
+            ModelKind.ClipText => throw new BadInputException($"{P(modelPath)}: a CLIP text tower alone has no image features to evaluate; build heads from it with taskmerge heads"),
+            _ => RunRoberta(source, modelPath, tasks, backend, options, progress),
+        };
     }
 
     private static IReadOnlyList<TaskResult> RunClip(ModelSource source, IReadOnlyList<EvalTask> tasks, IBackend backend, EvalOptions options,

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
@@ -18,7 +17,6 @@ namespace TaskMerge.Engine.Eval;
 public sealed class RobertaTokenizer
 {
     private static readonly string[] SpecialNames = ["<s>", "</s>", "<pad>", "<unk>", "<mask>"];
-    private static readonly char[] ByteChars = BuildByteChars();
     private static readonly Regex Pattern = new(@"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+", RegexOptions.Compiled);
 
     private readonly BpeTokenizer _bpe;
@@ -74,19 +72,6 @@ public sealed class RobertaTokenizer
         }
     }
 
-    private static char[] BuildByteChars()
-    {
-        // GPT-2 bytes_to_unicode: printable bytes map to themselves, the rest to U+0100 + n in byte order.
-        var map = new char[256];
-        int n = 0;
-        for (int b = 0; b < 256; b++)
-        {
-            bool printable = b is >= 33 and <= 126 or >= 161 and <= 172 or >= 174 and <= 255;
-            map[b] = printable ? (char)b : (char)(256 + n++);
-        }
-        return map;
-    }
-
     /// <summary>The BPE ids of <paramref name="text"/>, without added framing (specials written in the text still map to their ids).</summary>
     public int[] EncodeContent(string text)
     {
@@ -105,13 +90,8 @@ public sealed class RobertaTokenizer
 
     private void EncodePlain(string text, List<int> ids)
     {
-        var sb = new StringBuilder();
         foreach (Match piece in Pattern.Matches(text))
-        {
-            sb.Clear();
-            foreach (byte b in Encoding.UTF8.GetBytes(piece.Value)) sb.Append(ByteChars[b]);
-            ids.AddRange(_bpe.EncodeToIds(sb.ToString(), considerPreTokenization: false, considerNormalization: false));
-        }
+            ids.AddRange(_bpe.EncodeToIds(ByteLevelAlphabet.Encode(piece.Value), considerPreTokenization: false, considerNormalization: false));
     }
 
     /// <summary>

@@ -100,68 +100,9 @@ internal sealed class ClipNames
     public bool HasExtraLayer(ModelSource source, int layers) => source.Contains(Fc1(layers) + ".weight");
 
     /// <summary>Loads encoder layer <paramref name="l"/> and hands its parts to <paramref name="make"/>.</summary>
-    public T LoadBlock<T>(WeightReader r, int l, ClipVisionConfig c, Func<Norm, SelfAttention, Norm, Linear, Linear, T> make)
-    {
-        int w = c.HiddenSize;
-        string p = Layer(l);
-        var parts = new List<IDisposable>();
-        try
-        {
-            var ln1 = Add(Norm.Load(r, p + (Hf ? "layer_norm1" : "ln_1"), w, c.LayerNormEps));
-            SelfAttention attn;
-            if (Hf)
-            {
-                var q = Add(Linear.Load(r, p + "self_attn.q_proj", w, w));
-                var k = Add(Linear.Load(r, p + "self_attn.k_proj", w, w));
-                var v = Add(Linear.Load(r, p + "self_attn.v_proj", w, w));
-                var o = Add(Linear.Load(r, p + "self_attn.out_proj", w, w));
-                attn = new SelfAttention(q, k, v, o, c.NumAttentionHeads);
-            }
-            else
-            {
-                float[] inW = r.Read(p + "attn.in_proj_weight", 3 * w, w);
-                float[] inB = r.Read(p + "attn.in_proj_bias", 3 * w);
-                Linear Slice(int i) => Add(new Linear(
-                    r.Backend.FromHost(inW.AsSpan(i * w * w, w * w).ToArray(), w, w),
-                    r.Backend.FromHost(inB.AsSpan(i * w, w).ToArray(), w)));
-                var q = Slice(0);
-                var k = Slice(1);
-                var v = Slice(2);
-                var o = Add(Linear.Load(r, p + "attn.out_proj", w, w));
-                attn = new SelfAttention(q, k, v, o, c.NumAttentionHeads);
-            }
-            var ln2 = Add(Norm.Load(r, p + (Hf ? "layer_norm2" : "ln_2"), w, c.LayerNormEps));
-            var fc1 = Add(Linear.Load(r, Fc1(l), c.IntermediateSize, w));
-            var fc2 = Add(Linear.Load(r, p + (Hf ? "mlp.fc2" : "mlp.c_proj"), w, c.IntermediateSize));
-            return make(ln1, attn, ln2, fc1, fc2);
-        }
-        catch
-        {
-            foreach (var d in parts) d.Dispose();
-            throw;
-        }
-
-        TD Add<TD>(TD d) where TD : IDisposable
-        {
-            parts.Add(d);
-            return d;
-        }
-    }
+    public T LoadBlock<T>(WeightReader r, int l, ClipVisionConfig c, Func<Norm, SelfAttention, Norm, Linear, Linear, T> make) =>
+        ClipTowerWeights.LoadBlock(r, Layout, Layer(l), c.HiddenSize, c.NumAttentionHeads, c.IntermediateSize, c.LayerNormEps, make);
 
     /// <summary>The projection as [E, W] on the backend, or null when the checkpoint has none.</summary>
-    public Tensors.Tensor? LoadProjection(WeightReader r, int w)
-    {
-        if (!r.Has(_projection)) return null;
-        long[] s = r.ShapeOf(_projection);
-        if (s.Length != 2 || s[Hf ? 1 : 0] != w)
-            throw new BadInputException(
-                $"{P(r.Source.Path)}: tensor {Q(_projection)} has shape {TensorInfo.FormatShape(s)}, expected {(Hf ? $"[E, {w}]" : $"[{w}, E]")}");
-        int e = (int)s[Hf ? 0 : 1];
-        if (Hf) return r.Load(_projection, e, w);
-        float[] proj = r.Read(_projection, w, e);
-        var t = new float[e * w];
-        for (int i = 0; i < w; i++)
-            for (int j = 0; j < e; j++) t[j * w + i] = proj[i * e + j];
-        return r.Backend.FromHost(t, e, w);
-    }
+    public Tensors.Tensor? LoadProjection(WeightReader r, int w) => ClipTowerWeights.LoadProjection(r, Layout, _projection, w);
 }

@@ -26,9 +26,14 @@ public static class ForwardRunner
         using var source = ModelSource.Open(modelPath);
         var kind = ModelKinds.Detect(source);
         using var input = SafetensorsFile.Open(inputPath);
-        return kind == ModelKind.ClipVision
-            ? RunClip(source, input, outputPath, backend, batchSize, progress)
-            : RunRoberta(source, input, outputPath, backend, batchSize, progress);
+        bool textInput = input.TryGet("input_ids", out _) && !input.TryGet("pixel_values", out _);
+        return kind switch
+        {
+            ModelKind.ClipText => RunClipText(source, input, outputPath, backend, batchSize, progress),
+            ModelKind.ClipVision when textInput => RunClipText(source, input, outputPath, backend, batchSize, progress),
+            ModelKind.ClipVision => RunClip(source, input, outputPath, backend, batchSize, progress),
+            _ => RunRoberta(source, input, outputPath, backend, batchSize, progress),
+        };
     }
 
     private static TensorInfo Need(SafetensorsFile f, string name, int rank, string what)
@@ -74,6 +79,40 @@ public static class ForwardRunner
             if (embeds is not null) writer.WriteFloat32("image_embeds", embeds);
         });
         return new ForwardSummary(ModelKind.ClipVision, n, specs);
+    }
+
+    private static ForwardSummary RunClipText(ModelSource source, SafetensorsFile input, string outputPath, IBackend backend, int batchSize,
+        Action<int, int>? progress)
+    {
+        var idsInfo = Need(input, "input_ids", 2, "input_ids [B, T] I64 (CLIP text tower)");
+        int[] ids = IntegerTensors.ReadInt32(input, idsInfo);
+        using var model = ClipTextModel.Load(source, backend);
+        int n = checked((int)idsInfo.Shape[0]), s = checked((int)idsInfo.Shape[1]), w = model.Config.HiddenSize, e = model.FeatureDim;
+        if (s < 1) throw new BadInputException($"{P(input.Path)}: input_ids has shape {idsInfo.ShapeString}, expected at least one token per sequence");
+        var specs = new List<TensorSpec>
+        {
+            new("last_hidden_state", DType.F32, [n, s, w]),
+            new("pooler_output", DType.F32, [n, w]),
+        };
+        if (model.HasProjection) specs.Add(new TensorSpec("text_embeds", DType.F32, [n, e]));
+        var pooled = new float[(long)n * w];
+        var embeds = model.HasProjection ? new float[(long)n * e] : null;
+        SafetensorsSingleFile.Write(outputPath, specs, writer =>
+        {
+            for (int start = 0; start < n; start += batchSize)
+            {
+                int b = Math.Min(batchSize, n - start);
+                using var o = model.Forward(ids.AsSpan(start * s, b * s), b);
+                writer.WriteChunk("last_hidden_state", MemoryMarshal.AsBytes(o.LastHiddenState.ToArray().AsSpan()));
+                o.PoolerOutput.ToArray().CopyTo(pooled, (long)start * w);
+                o.TextEmbeds?.ToArray().CopyTo(embeds!, (long)start * e);
+                progress?.Invoke(start + b, n);
+            }
+            if (n == 0) writer.WriteChunk("last_hidden_state", []);
+            writer.WriteFloat32("pooler_output", pooled);
+            if (embeds is not null) writer.WriteFloat32("text_embeds", embeds);
+        });
+        return new ForwardSummary(ModelKind.ClipText, n, specs);
     }
 
     /// <summary>Rows [start, start + count) of a float tensor of <paramref name="per"/> values per row, decoded to float32.</summary>

@@ -11,6 +11,9 @@ public enum ModelKind
 
     /// <summary>RoBERTa for sequence classification (<c>roberta</c>).</summary>
     Roberta,
+
+    /// <summary>CLIP text tower alone (<c>clip_text_model</c>, or a checkpoint with text-tower tensors and no vision tower).</summary>
+    ClipText,
 }
 
 /// <summary>Decides a checkpoint's architecture from <c>config.json</c>'s <c>model_type</c>, else from its tensor names.</summary>
@@ -26,8 +29,9 @@ public static class ModelKinds
             {
                 case "clip_vision_model" or "clip": return ModelKind.ClipVision;
                 case "roberta": return ModelKind.Roberta;
+                case "clip_text_model": return ModelKind.ClipText;
                 case not null:
-                    throw new BadInputException($"{P(cp)}: model_type {Q(type)} is not supported (supported: clip_vision_model, clip, roberta)");
+                    throw new BadInputException($"{P(cp)}: model_type {Q(type)} is not supported (supported: clip_vision_model, clip, clip_text_model, roberta)");
             }
         }
         foreach (var t in source.Tensors)
@@ -37,6 +41,8 @@ public static class ModelKinds
             if (t.Name.EndsWith("embeddings.word_embeddings.weight", StringComparison.Ordinal))
                 return ModelKind.Roberta;
         }
-        throw new BadInputException($"{P(source.Path)}: cannot tell the architecture (no config.json model_type, and neither CLIP vision nor RoBERTa tensor names)");
+        if (source.Tensors.Any(t => t.Name.EndsWith("token_embedding.weight", StringComparison.Ordinal)))
+            return ModelKind.ClipText;
+        throw new BadInputException($"{P(source.Path)}: cannot tell the architecture (no config.json model_type, and neither CLIP nor RoBERTa tensor names)");
     }
 }

@@ -110,7 +110,17 @@ internal sealed class SelfAttention(Linear q, Linear k, Linear v, Linear o, int 
     /// output ← out_proj(softmax(q·kᵀ/√d + mask)·v) for x [B·T, W]; <paramref name="maskBias"/> is an
     /// additive key mask [B, T] or null. Uses the workspace's Q, K, V, per-head and score tensors.
     /// </summary>
-    public void Forward(IBackend be, Tensor x, Tensor? maskBias, EncoderWorkspace ws, Tensor output)
+    public void Forward(IBackend be, Tensor x, Tensor? maskBias, EncoderWorkspace ws, Tensor output) =>
+        Forward(be, x, maskBias, heads * ws.Seq, ws, output);
+
+    /// <summary>
+    /// As <see cref="Forward(IBackend, Tensor, Tensor?, EncoderWorkspace, Tensor)"/> with an additive
+    /// mask per score row: <paramref name="scoreBias"/> [B·H·T, T] (e.g. the causal mask of a text tower).
+    /// </summary>
+    public void ForwardMasked(IBackend be, Tensor x, Tensor scoreBias, EncoderWorkspace ws, Tensor output) =>
+        Forward(be, x, scoreBias, 1, ws, output);
+
+    private void Forward(IBackend be, Tensor x, Tensor? bias, int rowsPerBiasRow, EncoderWorkspace ws, Tensor output)
     {
         q.Forward(be, x, ws.Q);
         k.Forward(be, x, ws.K);
@@ -120,7 +130,7 @@ internal sealed class SelfAttention(Linear q, Linear k, Linear v, Linear o, int 
         be.SplitHeads(ws.V, ws.Vh, heads);
         int d = ws.Qh.Shape[2];
         be.GemmStridedBatched(ws.Qh, false, ws.Kh, true, ws.Scores);
-        be.SoftmaxRows(ws.Scores, ws.Scores, (float)(1.0 / Math.Sqrt(d)), maskBias, heads * ws.Seq);
+        be.SoftmaxRows(ws.Scores, ws.Scores, (float)(1.0 / Math.Sqrt(d)), bias, rowsPerBiasRow);
         be.GemmStridedBatched(ws.Scores, false, ws.Vh, false, ws.Context);
         be.MergeHeads(ws.Context, ws.Q, heads);
         o.Forward(be, ws.Q, output);
