@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using TaskMerge.Kernels;
@@ -79,6 +80,12 @@ public sealed partial class IlgpuBackend : IBackend
     }
 
     /// <summary>
+    /// The ILGPU context every CUDA backend runs in: the CUDA devices, with ILGPU.Algorithms' software
+    /// intrinsics so that <c>Math.Exp</c>/<c>Math.Log</c> in kernels compile for PTX without libNVVM/libdevice.
+    /// </summary>
+    public static Context CreateCudaContext() => Context.Create(builder => builder.Cuda().EnableAlgorithms());
+
+    /// <summary>
     /// A backend on CUDA device 0, owning its ILGPU context, or null with a human-readable
     /// <paramref name="reason"/> ("CUDA driver not found: ...", "no CUDA device found", ...).
     /// </summary>
@@ -89,7 +96,7 @@ public sealed partial class IlgpuBackend : IBackend
         Accelerator? accelerator = null;
         try
         {
-            context = Context.Create(builder => builder.Cuda());
+            context = CreateCudaContext();
             if (context.GetCudaDevices().Count == 0)
             {
                 context.Dispose();
