@@ -58,6 +58,54 @@ public sealed class PtxCompileTests
             Assert.Contains(family, families);
     }
 
+    /// <summary>
+    /// Every kernel's PTX assembles with NVIDIA's ptxas for sm_80 and sm_90, with no register spills and static
+    /// shared memory within the 48 KiB per-block limit. ptxas is the one in <c>TASKMERGE_PTXAS</c>, which
+    /// <c>.ci/run</c> unpacks from Debian's non-free nvidia-cuda-toolkit; <c>TASKMERGE_REQUIRE_PTXAS=1</c> (set
+    /// there) turns its absence into a failure, elsewhere the test skips with that reason.
+    /// </summary>
+    [Fact]
+    public void Every_kernel_assembles_with_ptxas_without_spills()
+    {
+        var ptxas = Environment.GetEnvironmentVariable("TASKMERGE_PTXAS");
+        if (string.IsNullOrEmpty(ptxas) || !File.Exists(ptxas))
+        {
+            Assert.False(Environment.GetEnvironmentVariable("TASKMERGE_REQUIRE_PTXAS") == "1", $"TASKMERGE_REQUIRE_PTXAS=1 but ptxas not found at '{ptxas}'");
+            Assert.Skip("ptxas not available: set TASKMERGE_PTXAS (bash .ci/run provisions it)");
+        }
+        var dir = Directory.CreateTempSubdirectory("tm-ptx-");
+        var problems = new List<string>();
+        try
+        {
+            foreach (var arch in new[] { "SM_80", "SM_90" })
+                foreach (var kernel in Kernels())
+                {
+                    var name = $"{arch}-{kernel.DeclaringType!.Name}.{kernel.Name}";
+                    var file = Path.Combine(dir.FullName, name + ".ptx");
+                    File.WriteAllText(file, CompilePtx(kernel, arch));
+                    var (exit, log) = RunPtxas(ptxas, arch.ToLowerInvariant(), file);
+                    if (exit != 0) { problems.Add($"{name}: ptxas exit {exit}: {log.Trim()}"); continue; }
+                    foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(log, @"(\d+) bytes spill stores, (\d+) bytes spill loads"))
+                        if (m.Groups[1].Value != "0" || m.Groups[2].Value != "0") problems.Add($"{name}: spills ({m.Value})");
+                    foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(log, @"(\d+) bytes smem"))
+                        if (long.Parse(m.Groups[1].Value) > 48 * 1024) problems.Add($"{name}: {m.Value} above the 48 KiB static limit");
+                }
+        }
+        finally { dir.Delete(recursive: true); }
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
+    }
+
+    private static (int Exit, string Log) RunPtxas(string ptxas, string arch, string file)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(ptxas, ["-arch=" + arch, "-v", file, "-o", "/dev/null"])
+        { RedirectStandardError = true, RedirectStandardOutput = true };
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return (process.ExitCode, stdout + stderr.Result);
+    }
+
     /// <summary>A kernel the checks must reject in a context without ILGPU.Algorithms: exp has no PTX intrinsic there.</summary>
     internal static void ProbeExpKernel(Index1D i, ArrayView<double> x) => x[i] = Math.Exp(x[i]);
 
