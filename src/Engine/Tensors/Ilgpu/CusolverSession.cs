@@ -103,6 +103,7 @@ internal sealed class CusolverSession : IDeviceSolver
     {
         _accelerator.Bind();
         Check(Cusolver.cusolverDnDpotrs(_handle, CublasFillMode.Upper, n, nrhs, a, n, b, n, _devInfo.NativePtr), nameof(Cusolver.cusolverDnDpotrs));
+        Info(nameof(Cusolver.cusolverDnDpotrs));
     }
 
     private static void Check(int status, string call) => CudaStatus.CheckCusolver(status, call);
