@@ -68,9 +68,8 @@ public sealed partial class IlgpuBackend
     {
         int n = OpShapes.Gather(table, rows, dst);
         if (dst.Length == 0) return;
-        using var indices = _accelerator.Allocate1D<int>(rows.Length);
-        indices.View.AsContiguous().CopyFromCPU<int, ArrayView<int>>(rows);
-        _kernels.GatherRows(Count(dst), View(table), indices.View, View(dst), n);
+        using var indices = RowIndices(rows);
+        _kernels.GatherRows(Count(dst), View(table), View(indices).Cast<int>(), View(dst), n);
     }
 
     /// <inheritdoc />
@@ -78,9 +77,16 @@ public sealed partial class IlgpuBackend
     {
         int n = OpShapes.Scatter(src, rows, dst);
         if (src.Length == 0) return;
-        using var indices = _accelerator.Allocate1D<int>(rows.Length);
-        indices.View.AsContiguous().CopyFromCPU<int, ArrayView<int>>(rows);
-        _kernels.ScatterAddRows(Count(src), View(src), indices.View, View(dst), n);
+        using var indices = RowIndices(rows);
+        _kernels.ScatterAddRows(Count(src), View(src), View(indices).Cast<int>(), View(dst), n);
+    }
+
+    /// <summary>The row indices uploaded into a pooled tensor (an int has a float's size), not a fresh device allocation per call.</summary>
+    private Tensor RowIndices(ReadOnlySpan<int> rows)
+    {
+        var indices = Empty(rows.Length);
+        View(indices).Cast<int>().CopyFromCPU(rows);
+        return indices;
     }
 
     /// <inheritdoc />
