@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using TaskMerge.Engine;
 using TaskMerge.Engine.Config;
+using TaskMerge.Engine.Embedding;
 using TaskMerge.Engine.IO;
 using TaskMerge.Engine.Merge;
 using TaskMerge.Engine.Tensors;
@@ -49,19 +50,17 @@ internal static class MergeCommand
             string outPath = parse.GetValue(outDir)!;
             if (File.Exists(outPath)) throw new BadInputException($"{outPath}: OUT_DIR exists and is a file");
 
-            var planTimer = Stopwatch.StartNew();
             var cfg = MergeConfig.Load(parse.GetValue(config)!);
-            using var plan = MergePlan.Create(cfg, options);
-            planTimer.Stop();
-            using var backend = BackendFactory.Create(dev, parse.GetValue(threads), out string? note);
+            using var merge = MergeApi.Prepare(cfg, options, new MergeRunSettings { Device = dev, Threads = parse.GetValue(threads) });
+            var plan = merge.Plan;
 
             bool q = parse.GetValue(quiet);
             if (!q)
             {
-                stdout.WriteLine($"taskmerge: {plan.Method.Name}, {plan.Experts.Count} expert(s), {plan.Tensors.Count} tensors, {Units.Bytes(plan.BytesToRead)} to read, ~{Units.Bytes(plan.EstimatedPeakBytes)} peak memory, device {backend.Name}");
-                if (note is not null && verbose) stdout.WriteLine($"  (cuda not used: {note})");
+                stdout.WriteLine($"taskmerge: {plan.Method.Name}, {plan.Experts.Count} expert(s), {plan.Tensors.Count} tensors, {Units.Bytes(plan.BytesToRead)} to read, ~{Units.Bytes(plan.EstimatedPeakBytes)} peak memory, device {merge.Backend.Name}");
+                if (merge.CudaNote is not null && verbose) stdout.WriteLine($"  (cuda not used: {merge.CudaNote})");
             }
-            var report = ConsoleProgress.Run(stdout, stderr, q, progress => MergeRunner.Run(plan, outPath, backend, progress, planTimer.Elapsed));
+            var report = ConsoleProgress.Run(stdout, stderr, q, progress => merge.Run(outPath, progress));
             if (!q)
             {
                 double wall = report.ExecuteSeconds;

@@ -147,7 +147,7 @@ public sealed class MergeConfig
         return s;
     }
 
-    private static Dictionary<string, ParameterSetting> ParseParameters(YamlNode node, string path)
+    internal static Dictionary<string, ParameterSetting> ParseParameters(YamlNode node, string path)
     {
         if (node is YamlScalarNode { Value: null or "" or "~" or "null" }) return [];
         if (node is not YamlMappingNode map)
