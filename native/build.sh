@@ -21,7 +21,7 @@ publish=(dotnet publish src/Native/Native.csproj -c Release -o "$out/taskmerge" 
 if [ "$mode" = "--self-contained" ]; then
   publish+=(-r linux-x64 --self-contained true -p:InvariantGlobalization=true)
 else
-  publish+=(--no-self-contained)
+  publish+=(--no-self-contained -p:UseAppHost=false)
 fi
 "${publish[@]}"
 
