@@ -21,6 +21,9 @@ public sealed record MergeOptions
     /// <summary>Write the model card <c>README.md</c> (mergekit's default; <c>--no-model-card</c> turns it off).</summary>
     public bool WriteModelCard { get; init; } = true;
 
+    /// <summary><c>--overwrite</c>: replace a non-empty OUT_DIR that does not hold a previous TaskMerge output.</summary>
+    public bool Overwrite { get; init; }
+
     /// <summary>Tensors loaded ahead of the one being merged.</summary>
     public int Prefetch { get; init; } = 2;
 }

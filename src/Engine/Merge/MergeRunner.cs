@@ -31,15 +31,25 @@ public static class MergeRunner
 
     private sealed record ResultGroup(PlannedTensor Planned, float[]? Values, byte[]? Raw);
 
-    /// <summary>Runs the merge into <paramref name="outDir"/> and returns the report (also written as <c>merge_report.json</c>).</summary>
+    /// <summary>
+    /// Runs the merge into <paramref name="outDir"/> and returns the report (also written as <c>merge_report.json</c>):
+    /// the whole output is written beside it and committed in one step (<see cref="OutputCommit"/>).
+    /// </summary>
     public static MergeReport Run(MergePlan plan, string outDir, IBackend backend, IMergeProgress progress, TimeSpan planTime, CancellationToken ct = default)
     {
+        using var output = OutputCommit.Begin(outDir, MergeOutput.Request(plan));
+        var report = output.Write(staging => Run(plan, outDir, staging, backend, progress, planTime, ct));
+        output.Commit();
+        return report;
+    }
+
+    private static MergeReport Run(MergePlan plan, string outDir, string writeDir, IBackend backend, IMergeProgress progress, TimeSpan planTime, CancellationToken ct)
+    {
         var total = Stopwatch.StartNew();
-        Directory.CreateDirectory(outDir);
         var report = new MergeReport(plan, backend.Name) { PlanSeconds = planTime.TotalSeconds };
         foreach (var w in plan.Warnings) progress.Warn(w);
 
-        using var writer = new SafetensorsWriter(outDir,
+        using var writer = new SafetensorsWriter(writeDir,
             plan.Tensors.Select(t => new TensorSpec(t.Name, t.OutDType, t.Shape.Select(d => (long)d).ToArray())),
             plan.Options.OutShardBytes);
 
@@ -133,11 +143,11 @@ public static class MergeRunner
 
         writeTime.Start();
         writer.Commit();
-        ModelDirectoryFiles.CopyConfig(plan.Reference.ConfigJsonPath, outDir, plan.OutDType);
-        WriteAtomically(Path.Combine(outDir, "taskmerge_config.yml"), plan.Config.Text);
-        if (plan.Options.CopyTokenizer) CopyTagalongFiles(plan.Reference.Directory, outDir);
+        ModelDirectoryFiles.CopyConfig(plan.Reference.ConfigJsonPath, writeDir, plan.OutDType);
+        WriteAtomically(Path.Combine(writeDir, "taskmerge_config.yml"), plan.Config.Text);
+        if (plan.Options.CopyTokenizer) CopyTagalongFiles(plan.Reference.Directory, writeDir);
         if (plan.Options.WriteModelCard)
-            WriteAtomically(Path.Combine(outDir, "README.md"), ModelCard.Generate(plan.Config, Path.GetFileName(Path.GetFullPath(outDir).TrimEnd('/'))));
+            WriteAtomically(Path.Combine(writeDir, "README.md"), ModelCard.Generate(plan.Config, Path.GetFileName(Path.GetFullPath(outDir).TrimEnd('/'))));
         writeTime.Stop();
 
         report.LoadSeconds = loadTime.Elapsed.TotalSeconds;
@@ -145,7 +155,7 @@ public static class MergeRunner
         report.WriteSeconds = writeTime.Elapsed.TotalSeconds;
         report.ExecuteSeconds = total.Elapsed.TotalSeconds;
         report.Files = writer.WrittenFiles.Select(Path.GetFileName).ToList()!;
-        WriteAtomically(Path.Combine(outDir, "merge_report.json"), report.ToJson());
+        WriteAtomically(Path.Combine(writeDir, "merge_report.json"), report.ToJson());
         return report;
     }
 
@@ -266,27 +276,15 @@ public static class MergeRunner
 
     private static long Count(int[] shape) => shape.Aggregate(1L, (a, d) => a * d);
 
-    private static readonly string[] TagalongFiles =
-    [
-        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json",
-        "merges.txt", "added_tokens.json", "preprocessor_config.json", "generation_config.json",
-    ];
-
     private static void CopyTagalongFiles(string? sourceDir, string outDir)
     {
-        if (sourceDir is null || SameDirectory(sourceDir, outDir)) return;
-        foreach (var name in TagalongFiles)
+        if (sourceDir is null) return;
+        foreach (var name in ModelDirectoryFiles.TagalongFiles)
         {
             string src = Path.Combine(sourceDir, name);
-            if (!File.Exists(src)) continue;
-            string dst = Path.Combine(outDir, name), tmp = dst + $".tmp-{Environment.ProcessId}";
-            File.Copy(src, tmp, overwrite: true);
-            File.Move(tmp, dst, overwrite: true);
+            if (File.Exists(src)) File.Copy(src, Path.Combine(outDir, name));
         }
     }
-
-    private static bool SameDirectory(string a, string b) =>
-        string.Equals(Path.GetFullPath(a).TrimEnd('/'), Path.GetFullPath(b).TrimEnd('/'), StringComparison.Ordinal);
 
     /// <summary>Writes a text file through a temporary name and a rename.</summary>
     public static void WriteAtomically(string path, string text)
