@@ -76,20 +76,21 @@ public sealed partial class OutputCommit : IDisposable
         string parent = Path.GetDirectoryName(real)!;
         Guard(outDir, "cannot create its parent directory", () => Directory.CreateDirectory(parent));
         var outputLock = OutputLock.Acquire(real, outDir);
+        string staging = Path.Combine(parent, $".{Path.GetFileName(real)}.taskmerge-staging-{Environment.ProcessId}");
         try
         {
-            TestHooks.At("locked");
             RemoveLeftovers(real);
             if (!request.Overwrite && Directory.Exists(real) && ForeignEntry(real) is { } foreign)
                 throw new BadInputException($"{What} {P(outDir)}: is not empty and does not hold a previous TaskMerge output ({Q(foreign)} is not ours); " +
                     "pass --overwrite to replace the whole directory, or choose another path");
             CheckSpace(outDir, parent, request.PlannedBytes);
-            string staging = Path.Combine(parent, $".{Path.GetFileName(real)}.taskmerge-staging-{Environment.ProcessId}");
             Guard(outDir, "cannot create the staging directory", () => Directory.CreateDirectory(staging));
+            TestHooks.At("begun");
             return new OutputCommit(outDir, real, staging, outputLock, request.PlannedBytes);
         }
         catch
         {
+            DeleteTree(staging);
             outputLock.Dispose();
             throw;
         }
@@ -123,7 +124,7 @@ public sealed partial class OutputCommit : IDisposable
             string parent = Path.GetDirectoryName(RealPath)!;
             if (!Directory.Exists(RealPath))
                 PosixCalls.RenameNoReplaceOrThrow(Staging, RealPath);
-            else if (PosixCalls.TryExchange(Staging, RealPath))
+            else if (!TestHooks.NoExchange && PosixCalls.TryExchange(Staging, RealPath))
             {
                 TestHooks.At("exchanged");
                 DeleteTree(Staging); // now the old output

@@ -49,9 +49,11 @@ public static class OutputPaths
     /// <summary>
     /// Bad input when the resolved output <paramref name="realOutput"/> is, contains or lies inside one of
     /// <paramref name="inputs"/> (each resolved through symlinks; a missing input is skipped: its own check reports it).
+    /// A <paramref name="singleFile"/> output may be a new file inside an input directory, but never replace a file there.
     /// </summary>
-    public static void CheckDisjoint(string realOutput, string shown, string what, IEnumerable<OutputInput> inputs)
+    public static void CheckDisjoint(string realOutput, string shown, string what, IEnumerable<OutputInput> inputs, bool singleFile = false)
     {
+        bool replacesFile = File.Exists(realOutput);
         foreach (var input in inputs)
         {
             if (string.IsNullOrEmpty(input.Path) || input.Path.Contains('\0')) continue;
@@ -59,7 +61,7 @@ public static class OutputPaths
             if (real is null) continue;
             string relation = real == realOutput ? "is"
                 : IsInside(real, realOutput) ? "contains"
-                : IsInside(realOutput, real) ? "lies inside"
+                : IsInside(realOutput, real) && (!singleFile || replacesFile) ? "lies inside"
                 : "";
             if (relation.Length > 0)
                 throw new BadInputException($"{what} {P(shown)} {relation} the {input.Role} {P(input.Path)}{(real != input.Path.TrimEnd('/') ? $" ({P(real)})" : "")}; choose another output path, inputs are never overwritten");

@@ -17,7 +17,7 @@ public static partial class SafetensorsSingleFile
 
     /// <summary>
     /// Checks that <paramref name="path"/> can be written without touching an input: a usable file path in an
-    /// existing directory that is none of <paramref name="inputs"/> and not inside one. Returns its real path.
+    /// existing directory that is none of <paramref name="inputs"/> and replaces no file inside one. Returns its real path.
     /// </summary>
     public static string CheckTarget(string path, IEnumerable<OutputInput>? inputs = null, string what = "output")
     {
@@ -25,7 +25,7 @@ public static partial class SafetensorsSingleFile
         if (Directory.Exists(full)) throw new BadInputException($"{what} {P(path)}: is a directory, expected a .safetensors file path");
         string dir = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(dir)) throw new BadInputException($"{what} {P(path)}: directory {P(dir)} does not exist");
-        if (inputs is not null) OutputPaths.CheckDisjoint(full, path, what, inputs);
+        if (inputs is not null) OutputPaths.CheckDisjoint(full, path, what, inputs, singleFile: true);
         return full;
     }
 

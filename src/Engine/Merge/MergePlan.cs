@@ -95,6 +95,8 @@ public sealed class MergePlan : IDisposable
     /// <summary>Builds the plan; opens every model (headers only) and validates everything.</summary>
     public static MergePlan Create(MergeConfig config, MergeOptions options)
     {
+        foreach (var (path, key) in config.Models.Select(m => (m.ResolvedPath, "model")).Append((config.BaseModelPath ?? "", "base_model")))
+            if (path.Contains('\0')) throw new BadInputException($"{config.Path}: {key} {IOText.Q(path)} contains a NUL character");
         var method = MethodRegistry.Create(config.MergeMethod);
         var warnings = new List<string>();
         foreach (var k in config.IgnoredKeys) warnings.Add($"{config.Path}: key '{k}' is ignored by taskmerge");
