@@ -75,6 +75,8 @@ public sealed partial class OutputCommit : IDisposable
 
         string parent = Path.GetDirectoryName(real)!;
         Guard(outDir, "cannot create its parent directory", () => Directory.CreateDirectory(parent));
+        if (Directory.Exists(real) && PosixCalls.FileSystemId(real) is { } inner && PosixCalls.FileSystemId(parent) is { } outer && inner != outer)
+            throw new BadInputException($"{What} {P(outDir)}: is a mount point, so it cannot be replaced in one step; write into a directory inside it");
         var outputLock = OutputLock.Acquire(real, outDir);
         string staging = Path.Combine(parent, $".{Path.GetFileName(real)}.taskmerge-staging-{Environment.ProcessId}");
         try

@@ -151,6 +151,14 @@ internal static unsafe partial class PosixCalls
         return ((long)Math.Min(avail, long.MaxValue), (s.Flag & StRdOnly) != 0);
     }
 
+    /// <summary>The file-system id (<c>statvfs</c>'s <c>f_fsid</c>) of <paramref name="existingPath"/>; null when unknown.</summary>
+    public static ulong? FileSystemId(string existingPath)
+    {
+        if (!Linux) return null;
+        StatVfs s;
+        return StatVfsNative(existingPath, &s) == 0 && s.Fsid != 0 ? s.Fsid : null;
+    }
+
     /// <summary>True unless the kernel says no process <paramref name="pid"/> exists (off Linux: always true).</summary>
     public static bool ProcessAlive(int pid)
     {

@@ -269,6 +269,7 @@ public class OutputSafetyTests
         using var fs = SmallFileSystem.TryMount(Path.Combine(scratch, "mnt"), 4 << 20);
         if (fs is not null)
         {
+            AssertOneLineExit2(CliRunner.Run(ArgsA(a, fs.Path)), "is a mount point");
             // Preflight: a disk smaller than the output.
             string tiny = Path.Combine(scratch, "tiny");
             using (var t = SmallFileSystem.TryMount(tiny, 64 << 10))
