@@ -100,6 +100,19 @@ public class OutputSafetyTests
     }
 
     [Theory]
+    [InlineData("merge", "zoo/heads", "contains the head")]
+    [InlineData("ri", "zoo/heads", "contains the head")]
+    [InlineData("ri", "zoo/heads/head_0.safetensors", "is a file")]
+    [InlineData("merge", "zoo/aux.safetensors/out", "is a regular file")]
+    [InlineData("ri", "zoo", "contains the base_model")]
+    public void Ri_outputs_may_not_overlap_heads_or_aux_data(string command, string outDir, string expected)
+    {
+        var before = CliProcess.Snapshot(Zoo);
+        AssertOneLineExit2(CliRunner.Run(command, Path.Combine(TestPaths.Examples, "ri.yml"), Path.Combine(TestPaths.Examples, outDir), "--device", "cpu", "--quiet"), expected);
+        Assert.Equal(before, CliProcess.Snapshot(Zoo));
+    }
+
+    [Theory]
     [InlineData("", "the path is empty")]
     [InlineData("file/sub", "is a regular file")]
     [InlineData("file", "is a file")]
@@ -298,6 +311,24 @@ public class OutputSafetyTests
         AssertOneLineExit2(result, "no space left");
         Assert.Equal(refA, CliProcess.Snapshot(outDir));
         AssertNoLeftovers(root, "out");
+    }
+
+    [Theory]
+    [InlineData("shard-written", "no space left")]
+    [InlineData("staged", "no space left")]
+    [InlineData("committed:erofs", "read-only file system")]
+    public void An_injected_disk_fault_at_any_step_is_exit_2_with_the_old_output_kept(string fault, string expected)
+    {
+        string scratch = TestPaths.NewTempDir();
+        var (a, b) = Configs(scratch);
+        string outDir = Path.Combine(scratch, "out");
+        Assert.Equal(0, CliRunner.Run(ArgsA(a, outDir)).Exit);
+        var before = CliProcess.Snapshot(outDir);
+        var r = CliProcess.Run(new Dictionary<string, string> { ["TASKMERGE_TEST_FAIL_AT"] = fault }, ArgsB(b, outDir));
+        AssertOneLineExit2(r, expected);
+        if (fault.StartsWith("committed", StringComparison.Ordinal)) Assert.Equal(Reference(scratch, ArgsB(b, outDir)), CliProcess.Snapshot(outDir));
+        else Assert.Equal(before, CliProcess.Snapshot(outDir));
+        AssertNoLeftovers(scratch, ["out", "a.yml", "b.yml", .. Directory.GetDirectories(scratch, "ref-*").Select(Path.GetFileName)]);
     }
 
     [Fact]
