@@ -64,12 +64,17 @@ public sealed partial class OutputCommit : IDisposable
     /// <summary>The staging directory the run writes its whole output into.</summary>
     public string Staging { get; }
 
-    /// <summary>Checks, locks, cleans up, checks free space and creates the staging directory of <paramref name="outDir"/>.</summary>
+    /// <summary>
+    /// Checks the path and its file system (not read-only), locks, cleans up after dead runs, checks the content and
+    /// the free space (after the cleanup, which may free some) and creates the staging directory of <paramref name="outDir"/>.
+    /// </summary>
     public static OutputCommit Begin(string outDir, OutputRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
         string real = OutputPaths.Resolve(outDir, What);
         if (File.Exists(real)) throw new BadInputException($"{What} {P(outDir)}: exists and is a file, not a directory");
+        if (!Directory.Exists(real) && new FileInfo(real).LinkTarget is { } target)
+            throw new BadInputException($"{What} {P(outDir)}: is a symlink to {P(target)}, which does not exist");
         if (real == "/") throw new BadInputException($"{What} {P(outDir)}: the root directory cannot be an output directory");
         OutputPaths.CheckDisjoint(real, outDir, What, request.Inputs);
 
@@ -77,6 +82,8 @@ public sealed partial class OutputCommit : IDisposable
         Guard(outDir, "cannot create its parent directory", () => Directory.CreateDirectory(parent));
         if (Directory.Exists(real) && PosixCalls.FileSystemId(real) is { } inner && PosixCalls.FileSystemId(parent) is { } outer && inner != outer)
             throw new BadInputException($"{What} {P(outDir)}: is a mount point, so it cannot be replaced in one step; write into a directory inside it");
+        if (PosixCalls.FileSystemSpace(parent) is { ReadOnly: true })
+            throw new BadInputException($"{What} {P(outDir)}: {P(parent)} is on a read-only file system; the output needs {request.PlannedBytes} bytes there");
         var outputLock = OutputLock.Acquire(real, outDir);
         string staging = Path.Combine(parent, $".{Path.GetFileName(real)}.taskmerge-staging-{Environment.ProcessId}");
         try
@@ -213,8 +220,6 @@ public sealed partial class OutputCommit : IDisposable
     private static void CheckSpace(string shown, string parent, long planned)
     {
         if (PosixCalls.FileSystemSpace(parent) is not { } space) return;
-        if (space.ReadOnly)
-            throw new BadInputException($"{What} {P(shown)}: {P(parent)} is on a read-only file system; the output needs {planned} bytes there");
         if (space.Available < planned)
             throw new BadInputException($"{What} {P(shown)}: not enough free space on the file system of {P(parent)}: the output needs {planned} bytes, {space.Available} are available");
     }

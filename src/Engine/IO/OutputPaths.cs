@@ -24,7 +24,9 @@ public static class OutputPaths
         ArgumentNullException.ThrowIfNull(path);
         if (path.Length == 0) throw new BadInputException($"{what}: the path is empty");
         if (path.Contains('\0')) throw new BadInputException($"{what} {Q(path)}: the path contains a NUL character");
-        string full = Path.GetFullPath(path).TrimEnd('/');
+        // Not normalised first: ".." after a symlink means the symlink target's parent, as for the kernel.
+        string full = Path.IsPathRooted(path) ? path : Path.Combine(Environment.CurrentDirectory, path);
+        full = full.TrimEnd('/');
         if (full.Length == 0) full = "/";
         var rest = new Stack<string>();
         string probe = full;
@@ -35,7 +37,8 @@ public static class OutputPaths
             {
                 if (rest.Count > 0 && File.Exists(real))
                     throw new BadInputException($"{what} {P(path)}: {P(real)} is a regular file, so nothing can be created under it");
-                return rest.Aggregate(real, Path.Combine);
+                string joined = rest.Aggregate(real, Path.Combine);
+                return rest.Any(c => c is "." or "..") ? Path.GetFullPath(joined) : joined;
             }
             if (errno == PosixCalls.ENOTDIR)
                 throw new BadInputException($"{what} {P(path)}: a part of the path is a regular file, so nothing can be created under it");
