@@ -9,13 +9,6 @@ namespace TaskMerge.Engine.IO;
 /// <summary>Helpers for the non-weight files of a Hugging Face model directory.</summary>
 public static class ModelDirectoryFiles
 {
-    /// <summary>Tokenizer and preprocessor files a merge copies from the base model directory, as mergekit.</summary>
-    public static IReadOnlyList<string> TagalongFiles { get; } =
-    [
-        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json",
-        "merges.txt", "added_tokens.json", "preprocessor_config.json", "generation_config.json",
-    ];
-
     /// <summary>
     /// Copies <c>config.json</c> into <paramref name="outDir"/> atomically (temporary file, then rename).
     /// When <paramref name="newTorchDtype"/> is given, the top-level <c>torch_dtype</c> and

@@ -14,6 +14,15 @@ public sealed record OutputRequest
 
     /// <summary>Bytes the complete output will take, checked against the free space before anything heavy runs.</summary>
     public long PlannedBytes { get; init; }
+
+    /// <summary>
+    /// Top-level file names a previous output of this kind holds besides the weights, the index and the report
+    /// (<c>merge_report.json</c> / <c>ri_report.json</c>): e.g. <c>config.json</c>, the model card, tokenizer files.
+    /// </summary>
+    public IReadOnlyCollection<string> OwnFiles { get; init; } = [];
+
+    /// <summary>A previous output may hold model directories (weights, index, <c>config.json</c>), as <c>taskmerge ri</c> writes.</summary>
+    public bool ModelSubdirectories { get; init; }
 }
 
 /// <summary>
@@ -29,11 +38,6 @@ public sealed record OutputRequest
 public sealed partial class OutputCommit : IDisposable
 {
     private const string What = "OUT_DIR";
-
-    /// <summary>Files a TaskMerge output directory may hold (merge and ri outputs).</summary>
-    private static readonly HashSet<string> OwnFiles = new(
-        [ModelSource.SingleFileName, ModelSource.IndexFileName, "config.json", "taskmerge_config.yml", "README.md", "merge_report.json", "ri_report.json",
-         .. ModelDirectoryFiles.TagalongFiles], StringComparer.Ordinal);
 
     private static readonly string[] Reports = ["merge_report.json", "ri_report.json"];
 
@@ -89,7 +93,7 @@ public sealed partial class OutputCommit : IDisposable
         try
         {
             RemoveLeftovers(real);
-            if (!request.Overwrite && Directory.Exists(real) && ForeignEntry(real) is { } foreign)
+            if (!request.Overwrite && Directory.Exists(real) && ForeignEntry(real, request) is { } foreign)
                 throw new BadInputException($"{What} {P(outDir)}: is not empty and does not hold a previous TaskMerge output ({Q(foreign)} is not ours); " +
                     "pass --overwrite to replace the whole directory, or choose another path");
             CheckSpace(outDir, parent, request.PlannedBytes);
@@ -196,26 +200,28 @@ public sealed partial class OutputCommit : IDisposable
         }
     }
 
-    /// <summary>The first entry of <paramref name="dir"/> that no TaskMerge run writes, or null when it holds only a previous output (or nothing).</summary>
-    private static string? ForeignEntry(string dir)
+    /// <summary>
+    /// The first entry of <paramref name="dir"/> that a previous output as <paramref name="request"/> describes would not
+    /// hold, or null when it holds only such an output (a report and TaskMerge's own files), RI checkpoints, or nothing.
+    /// </summary>
+    private static string? ForeignEntry(string dir, OutputRequest request)
     {
         var entries = new DirectoryInfo(dir).EnumerateFileSystemInfos().ToList();
-        if (entries.Count == 0) return null;
         bool hasReport = entries.Any(e => e is FileInfo && Reports.Contains(e.Name));
         foreach (var e in entries)
         {
-            if (e.Name == ".ri-checkpoints" && e is DirectoryInfo) continue;
-            if (e.LinkTarget is not null) return e.Name;
-            if (e is FileInfo && IsOwnFile(e.Name) && hasReport) continue;
-            // ri's per-expert model directories beside ri_report.json.
-            if (e is DirectoryInfo d && hasReport && File.Exists(Path.Combine(dir, "ri_report.json")) &&
-                d.EnumerateFileSystemInfos().All(x => x is FileInfo && x.LinkTarget is null && IsOwnFile(x.Name))) continue;
+            if (e.Name == ".ri-checkpoints" && e is DirectoryInfo && e.LinkTarget is null) continue;
+            if (!hasReport || e.LinkTarget is not null) return e.Name;
+            if (e is FileInfo && (IsModelFile(e.Name) || Reports.Contains(e.Name) || request.OwnFiles.Contains(e.Name))) continue;
+            if (e is DirectoryInfo d && request.ModelSubdirectories &&
+                d.EnumerateFileSystemInfos().All(x => x is FileInfo && x.LinkTarget is null && IsModelFile(x.Name))) continue;
             return e.Name;
         }
         return null;
     }
 
-    private static bool IsOwnFile(string name) => OwnFiles.Contains(name) || ShardName().IsMatch(name);
+    private static bool IsModelFile(string name) =>
+        name is ModelSource.SingleFileName or ModelSource.IndexFileName or "config.json" || ShardName().IsMatch(name);
 
     private static void CheckSpace(string shown, string parent, long planned)
     {

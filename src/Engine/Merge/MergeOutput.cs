@@ -16,6 +16,7 @@ internal static class MergeOutput
         Inputs = Inputs(plan),
         Overwrite = plan.Options.Overwrite,
         PlannedBytes = PlannedBytes(plan),
+        OwnFiles = ["taskmerge_config.yml", "README.md", .. MergeRunner.TagalongFiles],
     };
 
     /// <summary>
@@ -53,7 +54,7 @@ internal static class MergeOutput
             bytes += t.Shape.Aggregate(1L, (a, d) => a * d) * t.OutDType.Size() + 160 + t.Name.Length;
         if (plan.Reference.ConfigJsonPath is { } cfg && File.Exists(cfg)) bytes += new FileInfo(cfg).Length;
         if (plan.Options.CopyTokenizer && plan.Reference.Directory is { } dir)
-            foreach (var name in ModelDirectoryFiles.TagalongFiles)
+            foreach (var name in MergeRunner.TagalongFiles)
                 if (new FileInfo(Path.Combine(dir, name)) is { Exists: true } f) bytes += f.Length;
         return bytes;
     }

@@ -276,15 +276,28 @@ public static class MergeRunner
 
     private static long Count(int[] shape) => shape.Aggregate(1L, (a, d) => a * d);
 
+    /// <summary>Tokenizer and preprocessor files copied from the base model directory, as mergekit.</summary>
+    internal static readonly string[] TagalongFiles =
+    [
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json",
+        "merges.txt", "added_tokens.json", "preprocessor_config.json", "generation_config.json",
+    ];
+
     private static void CopyTagalongFiles(string? sourceDir, string outDir)
     {
-        if (sourceDir is null) return;
-        foreach (var name in ModelDirectoryFiles.TagalongFiles)
+        if (sourceDir is null || SameDirectory(sourceDir, outDir)) return;
+        foreach (var name in TagalongFiles)
         {
             string src = Path.Combine(sourceDir, name);
-            if (File.Exists(src)) File.Copy(src, Path.Combine(outDir, name));
+            if (!File.Exists(src)) continue;
+            string dst = Path.Combine(outDir, name), tmp = dst + $".tmp-{Environment.ProcessId}";
+            File.Copy(src, tmp, overwrite: true);
+            File.Move(tmp, dst, overwrite: true);
         }
     }
+
+    private static bool SameDirectory(string a, string b) =>
+        string.Equals(Path.GetFullPath(a).TrimEnd('/'), Path.GetFullPath(b).TrimEnd('/'), StringComparison.Ordinal);
 
     /// <summary>Writes a text file through a temporary name and a rename.</summary>
     public static void WriteAtomically(string path, string text)

@@ -25,7 +25,7 @@ public static class RiExport
         if (plan.Method is not RiMethod ri) throw new BadInputException($"ri: the config's merge_method must be ri, got {plan.Method.Name}");
         using var output = OutputCommit.Begin(outDir, new OutputRequest
         {
-            Inputs = MergeOutput.Inputs(plan), Overwrite = plan.Options.Overwrite, PlannedBytes = PlannedBytes(plan),
+            Inputs = MergeOutput.Inputs(plan), Overwrite = plan.Options.Overwrite, PlannedBytes = PlannedBytes(plan), ModelSubdirectories = true,
         });
         var report = new MergeReport(plan, backend.Name);
         progress ??= NullProgress.Instance;
