@@ -280,6 +280,7 @@ public class OutputSafetyTests
         var (a, b) = Configs(scratch);
         var refA = Reference(scratch, ArgsA(a, Path.Combine(scratch, "out")));
         using var fs = SmallFileSystem.TryMount(Path.Combine(scratch, "mnt"), 4 << 20);
+        TestContext.Current.SendDiagnosticMessage(fs is not null ? "full disk: a 4 MiB tmpfs filled up (real ENOSPC)" : "full disk: mount not permitted, injected ENOSPC (TASKMERGE_TEST_FAIL_AT)");
         if (fs is not null)
         {
             AssertOneLineExit2(CliRunner.Run(ArgsA(a, fs.Path)), "is a mount point");
@@ -341,6 +342,7 @@ public class OutputSafetyTests
         Assert.Equal(0, CliRunner.Run(ArgsA(a, outDir)).Exit);
         var before = CliProcess.Snapshot(outDir);
         using var ro = SmallFileSystem.TryBindReadOnly(Path.Combine(scratch, "rw"), Path.Combine(scratch, "ro"));
+        TestContext.Current.SendDiagnosticMessage(ro is not null ? "read-only: a read-only bind mount (real EROFS)" : "read-only: mount not permitted, injected EROFS (TASKMERGE_TEST_FAIL_AT)");
         var r = ro is not null
             ? CliRunner.Run(ArgsB(b, Path.Combine(ro.Path, "out")))
             : CliProcess.Run(new Dictionary<string, string> { ["TASKMERGE_TEST_FAIL_AT"] = "shard-written:erofs" }, ArgsB(b, outDir));
