@@ -146,8 +146,16 @@ public sealed partial class OutputCommit : IDisposable
             {
                 string aside = AsidePath(RealPath);
                 Directory.Move(RealPath, aside);
-                TestHooks.At("moved-aside");
-                Directory.Move(Staging, RealPath);
+                try
+                {
+                    TestHooks.At("moved-aside");
+                    Directory.Move(Staging, RealPath);
+                }
+                catch
+                {
+                    Directory.Move(aside, RealPath);
+                    throw;
+                }
                 DeleteTree(aside);
             }
             PosixCalls.Fsync(parent, directory: true);

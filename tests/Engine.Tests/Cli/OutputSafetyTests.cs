@@ -317,15 +317,19 @@ public class OutputSafetyTests
     [Theory]
     [InlineData("shard-written", "no space left")]
     [InlineData("staged", "no space left")]
+    [InlineData("moved-aside", "no space left")]
     [InlineData("committed:erofs", "read-only file system")]
     public void An_injected_disk_fault_at_any_step_is_exit_2_with_the_old_output_kept(string fault, string expected)
     {
+        // moved-aside exists only on the fallback path (no RENAME_EXCHANGE): the old output must be put back.
+        var env = new Dictionary<string, string> { ["TASKMERGE_TEST_FAIL_AT"] = fault };
+        if (fault == "moved-aside") env["TASKMERGE_TEST_NO_EXCHANGE"] = "1";
         string scratch = TestPaths.NewTempDir();
         var (a, b) = Configs(scratch);
         string outDir = Path.Combine(scratch, "out");
         Assert.Equal(0, CliRunner.Run(ArgsA(a, outDir)).Exit);
         var before = CliProcess.Snapshot(outDir);
-        var r = CliProcess.Run(new Dictionary<string, string> { ["TASKMERGE_TEST_FAIL_AT"] = fault }, ArgsB(b, outDir));
+        var r = CliProcess.Run(env, ArgsB(b, outDir));
         AssertOneLineExit2(r, expected);
         if (fault.StartsWith("committed", StringComparison.Ordinal)) Assert.Equal(Reference(scratch, ArgsB(b, outDir)), CliProcess.Snapshot(outDir));
         else Assert.Equal(before, CliProcess.Snapshot(outDir));
