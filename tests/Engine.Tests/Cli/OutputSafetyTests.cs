@@ -112,6 +112,39 @@ public class OutputSafetyTests
         Assert.Equal(before, CliProcess.Snapshot(Zoo));
     }
 
+    [Fact]
+    public void Ri_replaces_its_previous_output_in_one_step_and_a_kill_before_the_swap_keeps_it()
+    {
+        string zoo = TestPaths.NewTempDir(), scratch = TestPaths.NewTempDir();
+        string cfg = RiRunCliTests.WriteZoo(zoo, openClip: false);
+        string outDir = Path.Combine(scratch, "out");
+        string[] args = ["ri", cfg, outDir, "--device", "cpu", "--quiet"];
+        var r = CliRunner.Run(args);
+        Assert.True(r.Exit == 0, r.Err);
+        var first = CliProcess.Snapshot(outDir);
+        Assert.Contains(Path.Combine("expert_0", "model.safetensors"), first.Keys);
+
+        // Killed with the new output complete in staging: OUT_DIR holds the first output, plus the killed run's
+        // checkpoints, which the contract keeps in OUT_DIR/.ri-checkpoints so that a rerun resumes.
+        var (p, _) = CliProcess.StartPaused("staged", args);
+        CliProcess.Kill(p);
+        var after = CliProcess.Snapshot(outDir);
+        Assert.Contains(after.Keys, k => k.StartsWith(".ri-checkpoints/", StringComparison.Ordinal));
+        Assert.Equal(first, new SortedDictionary<string, string>(after.Where(kv => !kv.Key.StartsWith(".ri-checkpoints/", StringComparison.Ordinal)).ToDictionary()));
+
+        // A previous ri output (expert directories + ri_report.json) is replaced without --overwrite.
+        File.WriteAllText(Path.Combine(outDir, "expert_0", "notes.txt"), "x");
+        AssertOneLineExit2(CliRunner.Run(args), "'expert_0' is not ours");
+        File.Delete(Path.Combine(outDir, "expert_0", "notes.txt"));
+        r = CliRunner.Run(args);
+        Assert.True(r.Exit == 0, r.Err);
+        // Same weights (resumed from the killed run's checkpoints, byte for byte); the report differs in timings and resumed_steps.
+        var last = CliProcess.Snapshot(outDir);
+        Assert.Equal(first.Keys, last.Keys);
+        Assert.All(first.Where(kv => kv.Key != "ri_report.json"), kv => Assert.Equal(kv.Value, last[kv.Key]));
+        AssertNoLeftovers(scratch, "out");
+    }
+
     [Theory]
     [InlineData("", "the path is empty")]
     [InlineData("file/sub", "is a regular file")]
