@@ -26,9 +26,10 @@ internal static class MergeCommand
         var quiet = new Option<bool>("--quiet") { Description = "no progress output" };
         var noTokenizer = new Option<bool>("--no-copy-tokenizer") { Description = "do not copy tokenizer/preprocessor files from the base" };
         var noCard = new Option<bool>("--no-model-card", "--no-write-model-card") { Description = "do not write the model card README.md" };
+        var offline = new Option<bool>("--offline") { Description = "resolve hub ids (org/name[@revision]) from the Hugging Face cache only, never download (also HF_HUB_OFFLINE=1)" };
         var cmd = new Command("merge", "Merge models as a mergekit-style YAML config says")
         {
-            config, outDir, device, cuda, shard, seed, crimes, intersect, threads, quiet, noTokenizer, noCard,
+            config, outDir, device, cuda, shard, seed, crimes, intersect, threads, quiet, noTokenizer, noCard, offline,
         };
         foreach (var name in new[] { "--copy-tokenizer", "--lazy-unpickle", "--low-cpu-memory", "--read-to-gpu", "--clone-tensors", "--safe-serialization", "--async-write", "--write-model-card", "--multi-gpu", "--trust-remote-code" })
             cmd.Options.Add(new Option<bool>(name) { Description = "accepted for mergekit compatibility (no effect)" });
@@ -46,6 +47,7 @@ internal static class MergeCommand
                 TensorIntersection = parse.GetValue(intersect),
                 CopyTokenizer = !parse.GetValue(noTokenizer),
                 WriteModelCard = !parse.GetValue(noCard),
+                Hub = HubSettings.FromEnvironment(parse.GetValue(offline)),
             };
             string outPath = parse.GetValue(outDir)!;
             if (File.Exists(outPath)) throw new BadInputException($"{outPath}: OUT_DIR exists and is a file");

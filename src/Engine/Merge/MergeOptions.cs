@@ -21,6 +21,9 @@ public sealed record MergeOptions
     /// <summary>Write the model card <c>README.md</c> (mergekit's default; <c>--no-model-card</c> turns it off).</summary>
     public bool WriteModelCard { get; init; } = true;
 
+    /// <summary>Where hub ids (<c>org/name[@revision]</c>) are looked up and downloaded; null reads the environment (<see cref="IO.HubSettings.FromEnvironment"/>).</summary>
+    public IO.HubSettings? Hub { get; init; }
+
     /// <summary>Tensors loaded ahead of the one being merged.</summary>
     public int Prefetch { get; init; } = 2;
 }

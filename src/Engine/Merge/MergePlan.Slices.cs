@@ -28,6 +28,7 @@ public sealed partial class MergePlan
         DType? outDType = config.OutDType is not null ? ParseFloatDType(config.OutDType, config.Path, "out_dtype")
             : config.DType is not null ? compute : null;
 
+        var hub = options.Hub ?? HubSettings.FromEnvironment();
         var opened = new Dictionary<string, ModelSource>(StringComparer.Ordinal);
         var entries = new List<ModelEntry>();
         var configs = new Dictionary<ModelSource, JsonObject?>();
@@ -37,9 +38,7 @@ public sealed partial class MergePlan
             {
                 string key = Path.GetFullPath(resolved).TrimEnd('/');
                 if (opened.TryGetValue(key, out var m)) return m;
-                if (!File.Exists(resolved) && !Directory.Exists(resolved))
-                    throw new BadInputException($"{resolved}: {as_} not found (a .safetensors file or a Hugging Face model directory)");
-                m = ModelSource.Open(resolved);
+                m = ModelSource.Open(HuggingFaceHub.Locate(written, resolved, hub, as_));
                 opened[key] = m;
                 entries.Add(new ModelEntry(written, resolved, new Dictionary<string, ParameterSetting>()));
                 configs[m] = m.ConfigJsonPath is { } cp ? ReadConfig(cp) : null;

@@ -126,16 +126,15 @@ public sealed partial class MergePlan : IDisposable
         var opened = new List<IDisposable>();
         try
         {
-            ModelSource Open(string path, string as_)
+            var hub = options.Hub ?? HubSettings.FromEnvironment();
+            ModelSource Open(string written, string path, string as_)
             {
-                if (!File.Exists(path) && !Directory.Exists(path))
-                    throw new BadInputException($"{path}: {as_} not found (a .safetensors file or a Hugging Face model directory; hub downloads are not supported)");
-                var m = ModelSource.Open(path);
+                var m = ModelSource.Open(HuggingFaceHub.Locate(written, path, hub, as_));
                 opened.Add(m);
                 return m;
             }
 
-            ModelSource? baseModel = config.BaseModelPath is null ? null : Open(config.BaseModelPath, "base_model");
+            ModelSource? baseModel = config.BaseModelPath is null ? null : Open(config.BaseModel!, config.BaseModelPath, "base_model");
             if (method.UsesTaskVectors && baseModel is null)
                 throw new BadInputException($"{config.Path}: merge_method {method.Name} needs a base_model");
 
@@ -143,7 +142,7 @@ public sealed partial class MergePlan : IDisposable
                 .Where(m => !(method.DropsBaseFromModels && config.BaseModelPath is not null && SamePath(m.ResolvedPath, config.BaseModelPath)))
                 .ToList();
             if (entries.Count == 0) throw new BadInputException($"{config.Path}: no models to merge besides the base model");
-            var experts = entries.Select(e => Open(e.ResolvedPath, "model")).ToList();
+            var experts = entries.Select(e => Open(e.Model, e.ResolvedPath, "model")).ToList();
             var reference = baseModel ?? experts[0];
             ArchitectureCheck.Run(reference, experts, options.AllowCrimes, warnings);
 
