@@ -18,8 +18,8 @@ internal static class MergeCommand
         var outDir = new Argument<string>("OUT_DIR") { Description = "output directory" };
         var device = new Option<string>("--device") { Description = "auto | cpu | cuda", DefaultValueFactory = _ => "auto" };
         var cuda = new Option<bool>("--cuda") { Description = "alias of --device cuda" };
-        var shard = new Option<string>("--out-shard-size") { Description = "largest output shard in bytes (K/M/G/B suffixes)", DefaultValueFactory = _ => "5B" };
-        var seed = new Option<ulong?>("--random-seed") { Description = "seed for DARE's random drops" };
+        var shard = new Option<string>("--out-shard-size") { Description = "largest output shard: bytes with K/M/G suffixes (decimal, 5G = 5·10⁹); B = billion bytes as mergekit writes it, so the default 5B = 5G", DefaultValueFactory = _ => "5B" };
+        var seed = new Option<ulong?>("--random-seed") { Description = "seed of the counter RNG behind DARE/DELLA's random drops (default: 0)" };
         var crimes = new Option<bool>("--allow-crimes") { Description = "merge models of different architectures, skipping tensors whose shape differs from the base, instead of failing" };
         var intersect = new Option<bool>("--tensor-intersection", "-i") { Description = "only merge tensors every model has" };
         var threads = new Option<int>("--num-threads", "-j") { Description = "CPU threads (default: all cores)" };
