@@ -143,7 +143,7 @@ public static class MergeRunner
 
         writeTime.Start();
         writer.Commit();
-        ModelDirectoryFiles.CopyConfig(plan.Reference.ConfigJsonPath, writeDir, plan.OutDType);
+        ModelDirectoryFiles.CopyConfig(plan.Reference.ConfigJsonPath, writeDir, plan.OutDType, plan.ConfigEdit);
         WriteAtomically(Path.Combine(writeDir, "taskmerge_config.yml"), plan.Config.Text);
         if (plan.Options.CopyTokenizer) CopyTagalongFiles(plan.Reference.Directory, writeDir);
         if (plan.Options.WriteModelCard)
@@ -190,10 +190,12 @@ public static class MergeRunner
     {
         if (t.Action == TensorAction.CopyBase)
         {
+            var (from, name) = t.Sources?.First ?? (plan.Reference, t.Name);
             report.AddRead(t.SourceDType.Size() * Count(t.Shape));
-            if (t.SourceDType == t.OutDType) return new LoadedGroup(t, null, [], plan.Reference.GetBytes(t.Name).ToArray(), null);
-            return new LoadedGroup(t, null, [], null, LoadReference(plan, t.Name));
+            if (t.SourceDType == t.OutDType) return new LoadedGroup(t, null, [], from.GetBytes(name).ToArray(), null);
+            return new LoadedGroup(t, null, [], null, LoadFloat(plan, from, name, Count(t.Shape)));
         }
+        if (t.Sources is { } sources) return LoadSources(plan, t, sources, backend, report);
         StagedTensor? baseValues = null;
         var experts = new List<(int, StagedTensor)>();
         try
@@ -210,6 +212,29 @@ public static class MergeRunner
                 report.AddRead(info!.ByteLength);
                 experts.Add((e, backend.Stage(t.Shape, values => ReadFloat(plan, plan.Experts[e], t.Name, values))));
             }
+            return new LoadedGroup(t, baseValues, experts.ToArray(), null, null);
+        }
+        catch
+        {
+            new LoadedGroup(t, baseValues, experts.ToArray(), null, null).Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Stages a slice tensor's inputs, each under its own model's name for it.</summary>
+    private static LoadedGroup LoadSources(MergePlan plan, PlannedTensor t, TensorSources sources, IBackend backend, MergeReport report)
+    {
+        StagedTensor? baseValues = null;
+        var experts = new List<(int, StagedTensor)>();
+        StagedTensor Stage((ModelSource Model, string Name) input)
+        {
+            report.AddRead(input.Model.Get(input.Name).ByteLength);
+            return backend.Stage(t.Shape, values => ReadFloat(plan, input.Model, input.Name, values));
+        }
+        try
+        {
+            if (sources.Base is { } b) baseValues = Stage(b);
+            for (int e = 0; e < sources.Experts.Count; e++) experts.Add((e, Stage(sources.Experts[e])));
             return new LoadedGroup(t, baseValues, experts.ToArray(), null, null);
         }
         catch
@@ -260,7 +285,7 @@ public static class MergeRunner
             var result = plan.Method.Merge(new TensorGroup
             {
                 Name = g.Planned.Name, Depth = g.Planned.Depth, Base = baseT, Experts = experts, Backend = backend,
-                Parameters = plan.Parameters, Seed = seed, Diagnostics = diagnostics,
+                Parameters = g.Planned.Sources?.Parameters ?? plan.Parameters, Seed = seed, Diagnostics = diagnostics,
             });
             if (diagnostics.Count > 0) report.AddTensorDiagnostics(g.Planned.Name, diagnostics);
             return new ResultGroup(g.Planned, backend.DetachToHost(result), null);
