@@ -10,7 +10,7 @@ namespace TaskMerge.Engine.Merge;
 /// Executes a <see cref="MergePlan"/>: streams tensor groups through load → merge → write, each
 /// stage on its own thread with a bounded queue between them, so at most a few groups are in
 /// memory and reading, compute and writing overlap. The loader decodes each input straight into
-/// memory the backend stages (<see cref="IBackend.Stage"/>: pinned slots and a copy stream on a
+/// memory the backend stages (<see cref="IStagingOps.Stage"/>: pinned slots and a copy stream on a
 /// device), so the next group's uploads run while the current group's kernels do. Output is
 /// written atomically.
 /// </summary>

@@ -59,7 +59,7 @@ internal sealed class StreamedTaskVectors(MergeContext context, IReadOnlyList<st
 /// <summary>
 /// Reductions and scalings per AWD block, written with <see cref="IBackend"/> ops only. A block is
 /// a whole part (model and tensor granularity) or one row of a 2-D part (row granularity). The
-/// per-block dot products are one <see cref="IBackend.BlockDot"/> (float64); a per-row scale is an
+/// per-block dot products are one <see cref="IMergeOps.BlockDot"/> (float64); a per-row scale is an
 /// outer product coefficient·1ᵀ by GEMM followed by an elementwise product.
 /// </summary>
 internal sealed class AwdBlockOps : IDisposable

@@ -106,7 +106,7 @@ public sealed class IsoCtsMethod : IMergeMethod
     }
 
     /// <summary>Task <paramref name="i"/>'s top d triplets of τ − U_c·U_cᵀ·τ (FusionBench's form) into slot i of the concatenation.</summary>
-    private static void AddResidualDirections(IBackend be, Tensor uCommon, Tensor tv, int i, int d, Tensor uCat, Tensor sCat, Tensor vCat)
+    private static void AddResidualDirections(ILinearAlgebraOps be, Tensor uCommon, Tensor tv, int i, int d, Tensor uCat, Tensor sCat, Tensor vCat)
     {
         if (uCommon.Cols > 0)
         {
@@ -126,7 +126,7 @@ public sealed class IsoCtsMethod : IMergeMethod
     }
 
     /// <summary>The same triplets through the complement basis U_r (m ≤ n): SVD(U_rᵀ·τ) = X·S·Wᵀ gives U_r·X, S, Wᵀ.</summary>
-    private static void AddComplementDirections(IBackend be, Tensor uRest, Tensor tv, int i, int d, Tensor uCat, Tensor sCat, Tensor vCat)
+    private static void AddComplementDirections(ILinearAlgebraOps be, Tensor uRest, Tensor tv, int i, int d, Tensor uCat, Tensor sCat, Tensor vCat)
     {
         int m = tv.Rows, n = tv.Cols, r = uRest.Cols;
         using var coordinates = be.Empty(r, n);

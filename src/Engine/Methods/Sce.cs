@@ -67,7 +67,7 @@ public sealed class SceMethod : IMergeMethod
     }
 
     /// <summary>Zeroes every τᵢ outside the int(fraction·nonzero) entries of largest variance across the experts.</summary>
-    private static void Select(IBackend be, List<Tensor> taus, int[] shape, double fraction)
+    private static void Select(IMergeOps be, List<Tensor> taus, int[] shape, double fraction)
     {
         using var mask = be.Zeros(shape);
         if (fraction > 0)

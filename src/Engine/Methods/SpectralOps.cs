@@ -77,8 +77,8 @@ internal static class SpectralOps
         return total;
     }
 
-    /// <summary>Thin SVD of a 2-D tensor into new tensors (see <see cref="IBackend.Svd"/>).</summary>
-    public static (Tensor U, Tensor S, Tensor Vt) Svd(IBackend be, Tensor a)
+    /// <summary>Thin SVD of a 2-D tensor into new tensors (see <see cref="ILinearAlgebraOps.Svd"/>).</summary>
+    public static (Tensor U, Tensor S, Tensor Vt) Svd(ILinearAlgebraOps be, Tensor a)
     {
         int m = a.Rows, n = a.Cols, k = Math.Min(m, n);
         var u = be.Empty(m, k);
@@ -93,7 +93,7 @@ internal static class SpectralOps
     /// (or rows, for a wide x) nearest to x in Frobenius norm, i.e. the Procrustes solution. This is
     /// the "U_u @ V_u" orthogonalisation of TSV-M and Iso-CTS. A new tensor of x's shape.
     /// </summary>
-    public static Tensor Orthogonalise(IBackend be, Tensor x)
+    public static Tensor Orthogonalise(ILinearAlgebraOps be, Tensor x)
     {
         var (u, s, vt) = Svd(be, x);
         using (u)

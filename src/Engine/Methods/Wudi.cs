@@ -136,7 +136,7 @@ public sealed partial class WudiMethod : IMergeMethod
         }
     }
 
-    private static Tensor[] TaskSum(IBackend be, int[] rows, int cols, int count, Func<int, Tensor[]> tau)
+    private static Tensor[] TaskSum(ITensorOps be, int[] rows, int cols, int count, Func<int, Tensor[]> tau)
     {
         var sum = rows.Select(r => be.Zeros(r, cols)).ToArray();
         for (int i = 0; i < count; i++)
@@ -186,7 +186,7 @@ public sealed partial class WudiMethod : IMergeMethod
     }
 
     /// <summary>τ* = D(C + ρI)⁻¹ with ρ = ridge·tr(C)/in, the minimiser of L(τ) + ρ‖τ‖²_F.</summary>
-    private static void ClosedForm(IBackend be, WudiGram gram, Tensor[] m, Settings s, string name, IDictionary<string, object> diagnostics)
+    private static void ClosedForm(ILinearAlgebraOps be, WudiGram gram, Tensor[] m, Settings s, string name, IDictionary<string, object> diagnostics)
     {
         int cols = gram.C.Cols;
         double rho = s.Ridge * gram.TasksUsed / cols;
@@ -216,7 +216,7 @@ public sealed partial class WudiMethod : IMergeMethod
         }
     }
 
-    private static Tensor AddToBase(IBackend be, Tensor baseT, Tensor tau, double scaling)
+    private static Tensor AddToBase(ITensorOps be, Tensor baseT, Tensor tau, double scaling)
     {
         if (scaling != 1.0) be.Scale(tau, (float)scaling, tau);
         be.Add(baseT, tau, tau);
