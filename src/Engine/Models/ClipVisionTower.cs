@@ -92,7 +92,7 @@ internal sealed class ClipForwardBuffers
 
 /// <summary>
 /// The weights of a CLIP ViT image encoder and its one forward pass, shared by inference
-/// (<see cref="ClipVisionModel"/>) and training (<see cref="ClipVisionTraining"/>): patch embedding
+/// (<see cref="ClipVisionModel"/>) and training (<see cref="Training.ClipVisionTraining"/>): patch embedding
 /// as a GEMM over extracted patches, class token and positions, <c>pre_layrnorm</c>, pre-LN blocks,
 /// <c>post_layernorm</c> on the class token, optional bias-free projection. Does not own the tensors.
 /// </summary>

@@ -1,6 +1,7 @@
+using TaskMerge.Engine.Models;
 using TaskMerge.Engine.Tensors;
 
-namespace TaskMerge.Engine.Models;
+namespace TaskMerge.Engine.Training;
 
 /// <summary>
 /// What one <see cref="ClipVisionTraining.Forward"/> keeps for the backward pass, and the backward's

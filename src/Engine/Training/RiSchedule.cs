@@ -1,6 +1,6 @@
 using TaskMerge.Engine.Tensors;
 
-namespace TaskMerge.Engine.Models;
+namespace TaskMerge.Engine.Training;
 
 /// <summary>Learning-rate schedule of RI's AdamW (<c>ri_lr_schedule</c>), each with an optional linear warmup.</summary>
 internal enum RiLrSchedule
