@@ -45,7 +45,8 @@ public static class MergeRunner
 
         ulong seed = plan.Options.RandomSeed ?? 0;
         var prepare = Stopwatch.StartNew();
-        plan.Method.Prepare(PrepareContext(plan, backend, seed, report.MethodReport, progress, outDir));
+        var context = PrepareContext(plan, backend, seed, report.MethodReport, progress, outDir);
+        plan.Method.Prepare(context);
         report.PrepareSeconds = prepare.Elapsed.TotalSeconds;
 
         progress.StageStarted("merge", plan.Tensors.Count);
@@ -88,7 +89,7 @@ public static class MergeRunner
                 await foreach (var g in loaded.Reader.ReadAllAsync(stop.Token))
                 {
                     computeTime.Start();
-                    var r = Compute(plan, g, backend, seed, report);
+                    var r = Compute(plan, g, backend, seed, report, context.Prepared);
                     computeTime.Stop();
                     await merged.Writer.WriteAsync(r, stop.Token);
                 }
@@ -167,7 +168,6 @@ public static class MergeRunner
         Parameters = plan.Parameters,
         Seed = seed,
         Report = methodReport,
-        BaseConfigPath = plan.Reference.ConfigJsonPath,
         Reference = plan.Reference,
         OutputDirectory = outDir,
         ConfigDirectory = Path.GetDirectoryName(Path.GetFullPath(plan.Config.Path)),
@@ -235,7 +235,7 @@ public static class MergeRunner
         FloatConvert.RoundTo(plan.ComputeDType, values);
     }
 
-    private static ResultGroup Compute(MergePlan plan, LoadedGroup g, IBackend backend, ulong seed, MergeReport report)
+    private static ResultGroup Compute(MergePlan plan, LoadedGroup g, IBackend backend, ulong seed, MergeReport report, PreparedTensors prepared)
     {
         if (g.Raw is not null) return new ResultGroup(g.Planned, null, g.Raw);
         if (g.Planned.Action == TensorAction.CopyBase) return new ResultGroup(g.Planned, g.Copied, null);
@@ -250,7 +250,7 @@ public static class MergeRunner
             var result = plan.Method.Merge(new TensorGroup
             {
                 Name = g.Planned.Name, Depth = g.Planned.Depth, Base = baseT, Experts = experts, Backend = backend,
-                Parameters = plan.Parameters, Seed = seed, Diagnostics = diagnostics,
+                Parameters = plan.Parameters, Seed = seed, Diagnostics = diagnostics, Prepared = prepared,
             });
             if (diagnostics.Count > 0) report.AddTensorDiagnostics(g.Planned.Name, diagnostics);
             return new ResultGroup(g.Planned, backend.DetachToHost(result), null);

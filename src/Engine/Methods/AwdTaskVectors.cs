@@ -34,19 +34,11 @@ internal sealed class StreamedTaskVectors(MergeContext context, IReadOnlyList<st
     /// <inheritdoc />
     public void Visit(int part, Action<IReadOnlyList<Tensor>> body)
     {
-        var be = context.Backend;
         var taus = new List<Tensor>(context.ExpertCount);
         try
         {
             using (var theta0 = context.Load(names[part], -1))
-            {
-                for (int e = 0; e < context.ExpertCount; e++)
-                {
-                    var t = context.Load(names[part], e);
-                    taus.Add(t);
-                    be.Sub(t, theta0, t);
-                }
-            }
+                for (int e = 0; e < context.ExpertCount; e++) taus.Add(TaskVectors.Load(context, names[part], e, theta0));
             body(taus);
         }
         finally

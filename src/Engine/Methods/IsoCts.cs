@@ -55,7 +55,7 @@ public sealed class IsoCtsMethod : IMergeMethod
     {
         double scale = SpectralOps.Scale(g, "scaling_factor", "lambda");
         if (!SpectralOps.IsSpectral(g))
-            return SpectralOps.ApplyToBase(g, SpectralOps.CombinedTaskVector(g, mean: true), scale);
+            return TaskVectors.BasePlusMean(g, scale);
 
         var be = g.Backend;
         int m = g.Shape[0], n = g.Shape[1], k = Math.Min(m, n), tasks = g.Experts.Count;
@@ -76,7 +76,7 @@ public sealed class IsoCtsMethod : IMergeMethod
         using var sCat = be.Empty(k);
         using var vCat = be.Empty(k, n);
         using var basis = be.Empty(m, rest);
-        using (var sum = SpectralOps.CombinedTaskVector(g, mean: false))
+        using (var sum = TaskVectors.Sum(g, mean: false))
         {
             var (u, s, vt) = SpectralOps.Svd(be, sum);
             using (u)
@@ -91,7 +91,7 @@ public sealed class IsoCtsMethod : IMergeMethod
         }
         for (int i = 0; i < tasks && d > 0; i++)
         {
-            using var tv = SpectralOps.TaskVector(g, i);
+            using var tv = TaskVectors.Of(g, i);
             if (viaComplement) AddComplementDirections(be, basis, tv, i, d, uCat, sCat, vCat);
             else AddResidualDirections(be, basis, tv, i, d, uCat, sCat, vCat);
         }

@@ -97,8 +97,8 @@ public sealed class RiMethod : IMergeMethod
         _base!.Prepare(new MergeContext
         {
             Tensors = context.Tensors, ExpertCount = context.ExpertCount, Backend = context.Backend, Parameters = _baseParameters!, Seed = context.Seed,
-            Report = context.Report, BaseConfigPath = context.BaseConfigPath, Reference = context.Reference, OutputDirectory = context.OutputDirectory, ConfigDirectory = context.ConfigDirectory,
-            Progress = context.Progress,
+            Report = context.Report, Reference = context.Reference, OutputDirectory = context.OutputDirectory, ConfigDirectory = context.ConfigDirectory,
+            Progress = context.Progress, Prepared = context.Prepared,
             Load = (name, model) => model >= 0 && adapted[model].TryGetValue(name, out var a)
                 ? context.Backend.FromHost((float[])a.Clone(), merged[name]) : context.Load(name, model),
         });
@@ -144,7 +144,7 @@ public sealed class RiMethod : IMergeMethod
             return _base.Merge(new TensorGroup
             {
                 Name = group.Name, Depth = group.Depth, Base = group.Base, Experts = experts, Backend = group.Backend,
-                Parameters = _baseParameters, Seed = group.Seed, Diagnostics = group.Diagnostics,
+                Parameters = _baseParameters, Seed = group.Seed, Diagnostics = group.Diagnostics, Prepared = group.Prepared,
             });
         }
         finally

@@ -42,7 +42,7 @@ internal static class RiAdaptation
         if (n < 2) throw new BadInputException($"ri: needs at least 2 experts, got {n}");
         var reference = context.Reference ?? throw new InvalidOperationException("ri: the merge context has no reference model");
         var names = ClipNames.Detect(reference);
-        var config = context.BaseConfigPath is { } cp ? ClipVisionConfig.Load(cp) : names.Infer(reference);
+        var config = reference.ConfigJsonPath is { } cp ? ClipVisionConfig.Load(cp) : names.Infer(reference);
         config.Validate(IOText.P(reference.Path));
         var layout = ClipTrainingLayout.Create(names, config);
         var merged = context.Tensors.ToDictionary(t => t.Name, t => t.Shape, StringComparer.Ordinal);
