@@ -8,7 +8,7 @@ using TaskMerge.Engine.Tensors.Ilgpu;
 namespace TaskMerge.Bench.Device;
 
 /// <summary>
-/// The GEMM-bound steps on the device: the backend's <see cref="IBackend.Gemm"/> (row-major, mapped onto
+/// The GEMM-bound steps on the device: the backend's <see cref="ILinearAlgebraOps.Gemm"/> (row-major, mapped onto
 /// cuBLAS) against a direct <c>cublasSgemm_v2</c> call on the same buffers and shape (the baseline: the
 /// mapping should cost nothing), and the ILGPU tiled kernel the backend falls back to without cuBLAS.
 /// Shapes: m×n×k of C[m×n] = A[m×k]·B[k×n] — a ViT-B 768² layer, WUDI's per-step τ_m·C for fc1

@@ -8,7 +8,7 @@ using TaskMerge.Engine.Tensors.Ilgpu;
 namespace TaskMerge.Bench.Device;
 
 /// <summary>
-/// TIES/DARE top-k threshold selection (<see cref="IBackend.KeepTopKMagnitude"/>: two radix histogram
+/// TIES/DARE top-k threshold selection (<see cref="IMergeOps.KeepTopKMagnitude"/>: two radix histogram
 /// passes, a tie count and a masking pass) on a 16 Mi-float tensor (a 4096×4096 weight). Selection works
 /// in place, so every invocation first restores the input with a device copy; that restore alone is the
 /// baseline, and <c>top-k alone</c> is the difference. Run: <c>TaskMerge.Bench --filter '*DeviceSelect*' --inProcess</c>.

@@ -92,7 +92,7 @@ internal sealed class SolverCase : IDisposable
 }
 
 /// <summary>
-/// <see cref="IBackend.Svd"/>, <see cref="IBackend.SymmetricEigen"/> and <see cref="IBackend.CholeskySolve"/>
+/// <see cref="ILinearAlgebraOps.Svd"/>, <see cref="ILinearAlgebraOps.SymmetricEigen"/> and <see cref="ILinearAlgebraOps.CholeskySolve"/>
 /// on the device (cuSOLVER float64 with the float32↔float64 layout kernels) on ViT-B shapes: 768×768 and
 /// 3072×768 / 768×3072 weights, Gram matrices of 768 and 3072, and WUDI's closed form for fc1 (C 768×768,
 /// D 3072×768). Run: <c>TaskMerge.Bench --filter '*DeviceSolverBenchmarks*' --inProcess</c>.

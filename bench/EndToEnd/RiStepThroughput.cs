@@ -2,6 +2,7 @@ using System.Diagnostics;
 using TaskMerge.Engine.Models;
 using TaskMerge.Engine.Optim;
 using TaskMerge.Engine.Tensors;
+using TaskMerge.Engine.Training;
 
 namespace TaskMerge.Bench.EndToEnd;
 

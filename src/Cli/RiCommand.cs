@@ -1,8 +1,9 @@
 using System.CommandLine;
-using TaskMerge.Engine;
 using TaskMerge.Engine.Config;
 using TaskMerge.Engine.Merge;
 using TaskMerge.Engine.Tensors;
+using TaskMerge.Engine;
+using TaskMerge.Engine.Training;
 
 namespace TaskMerge.Cli;
 

@@ -21,7 +21,7 @@ public static class RandomKernels
     }
 
     /// <summary>
-    /// DELLA's rank-scaled keep (see <c>IBackend.RankedBernoulliKeep</c>): dst[i] ← src[i] when
+    /// DELLA's rank-scaled keep (see <c>IMergeOps.RankedBernoulliKeep</c>): dst[i] ← src[i] when
     /// Uniform(seed, stream, i) &lt; <see cref="RankKeepProbability"/> of src[i]'s magnitude rank in its
     /// line, else 0. src and dst must not overlap; each thread scans its line, O(line) work per element.
     /// </summary>

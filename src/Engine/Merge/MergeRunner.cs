@@ -10,7 +10,7 @@ namespace TaskMerge.Engine.Merge;
 /// Executes a <see cref="MergePlan"/>: streams tensor groups through load → merge → write, each
 /// stage on its own thread with a bounded queue between them, so at most a few groups are in
 /// memory and reading, compute and writing overlap. The loader decodes each input straight into
-/// memory the backend stages (<see cref="IBackend.Stage"/>: pinned slots and a copy stream on a
+/// memory the backend stages (<see cref="IStagingOps.Stage"/>: pinned slots and a copy stream on a
 /// device), so the next group's uploads run while the current group's kernels do. Output is
 /// written atomically.
 /// </summary>
@@ -55,7 +55,8 @@ public static class MergeRunner
 
         ulong seed = plan.Options.RandomSeed ?? 0;
         var prepare = Stopwatch.StartNew();
-        plan.Method.Prepare(PrepareContext(plan, backend, seed, report.MethodReport, progress, outDir));
+        var context = PrepareContext(plan, backend, seed, report.MethodReport, progress, outDir);
+        plan.Method.Prepare(context);
         report.PrepareSeconds = prepare.Elapsed.TotalSeconds;
 
         progress.StageStarted("merge", plan.Tensors.Count);
@@ -98,7 +99,7 @@ public static class MergeRunner
                 await foreach (var g in loaded.Reader.ReadAllAsync(stop.Token))
                 {
                     computeTime.Start();
-                    var r = Compute(plan, g, backend, seed, report);
+                    var r = Compute(plan, g, backend, seed, report, context.Prepared);
                     computeTime.Stop();
                     await merged.Writer.WriteAsync(r, stop.Token);
                 }
@@ -177,7 +178,6 @@ public static class MergeRunner
         Parameters = plan.Parameters,
         Seed = seed,
         Report = methodReport,
-        BaseConfigPath = plan.Reference.ConfigJsonPath,
         Reference = plan.Reference,
         OutputDirectory = outDir,
         ConfigDirectory = Path.GetDirectoryName(Path.GetFullPath(plan.Config.Path)),
@@ -270,7 +270,7 @@ public static class MergeRunner
         FloatConvert.RoundTo(plan.ComputeDType, values);
     }
 
-    private static ResultGroup Compute(MergePlan plan, LoadedGroup g, IBackend backend, ulong seed, MergeReport report)
+    private static ResultGroup Compute(MergePlan plan, LoadedGroup g, IBackend backend, ulong seed, MergeReport report, PreparedTensors prepared)
     {
         if (g.Raw is not null) return new ResultGroup(g.Planned, null, g.Raw);
         if (g.Planned.Action == TensorAction.CopyBase) return new ResultGroup(g.Planned, g.Copied, null);
@@ -285,7 +285,7 @@ public static class MergeRunner
             var result = plan.Method.Merge(new TensorGroup
             {
                 Name = g.Planned.Name, Depth = g.Planned.Depth, Base = baseT, Experts = experts, Backend = backend,
-                Parameters = g.Planned.Sources?.Parameters ?? plan.Parameters, Seed = seed, Diagnostics = diagnostics,
+                Parameters = g.Planned.Sources?.Parameters ?? plan.Parameters, Seed = seed, Diagnostics = diagnostics, Prepared = prepared,
             });
             if (diagnostics.Count > 0) report.AddTensorDiagnostics(g.Planned.Name, diagnostics);
             return new ResultGroup(g.Planned, backend.DetachToHost(result), null);

@@ -57,7 +57,7 @@ public sealed class ArceeFusionMethod : IMergeMethod
     /// sorted(x)[int(q·(n − 1))] for x ≥ 0: the largest value left after removing the n − 1 − index largest
     /// (a radix threshold select, no sort).
     /// </summary>
-    private static float Quantile(IBackend be, Tensor x, float q)
+    private static float Quantile(IMergeOps be, Tensor x, float q)
     {
         long n = x.Length, index = (long)(q * (float)(n - 1));
         using var top = be.Empty(x.Shape.ToArray());

@@ -126,16 +126,9 @@ public sealed class AwdMethod : IMergeMethod
     {
         var o = _options ??= Options.From(g.Parameters);
         var be = g.Backend;
-        var baseT = g.Base ?? throw new InvalidOperationException("awd needs a base tensor");
-        var taus = new List<Tensor>(g.Experts.Count);
+        var taus = TaskVectors.All(g);
         try
         {
-            foreach (var e in g.Experts)
-            {
-                var tv = be.Empty(baseT.Shape.ToArray());
-                taus.Add(tv);
-                be.Sub(e.Values, baseT, tv);
-            }
             if (o.Includes(g.Name, g.Shape))
             {
                 using var delta = RedundantVector(g, taus, o);
@@ -215,11 +208,7 @@ public sealed class AwdMethod : IMergeMethod
         public static Options From(MergeParameters p)
         {
             string baseMethod = p.String("base_method");
-            var exclude = p.List("exclude_keys").Select(pattern =>
-            {
-                try { return new Regex(pattern, RegexOptions.CultureInvariant); }
-                catch (ArgumentException e) { throw new BadInputException($"awd: exclude_keys entry '{pattern}' is not a valid regular expression: {e.Message}"); }
-            }).ToArray();
+            var exclude = TaskVectors.ExcludeKeys(p);
             return new Options(
                 Enum.Parse<AwdGranularity>(p.String("granularity"), ignoreCase: true),
                 Enum.Parse<AwdOptimizer>(p.String("optimizer"), ignoreCase: true),
@@ -229,12 +218,6 @@ public sealed class AwdMethod : IMergeMethod
         }
 
         /// <summary>AWD acts on non-empty 2-D tensors whose name matches no <c>exclude_keys</c> regex.</summary>
-        public bool Includes(string name, ReadOnlySpan<int> shape)
-        {
-            if (shape.Length != 2 || shape[0] == 0 || shape[1] == 0) return false;
-            foreach (var r in Exclude)
-                if (r.IsMatch(name)) return false;
-            return true;
-        }
+        public bool Includes(string name, ReadOnlySpan<int> shape) => TaskVectors.IsIncludedMatrix(name, shape, Exclude);
     }
 }

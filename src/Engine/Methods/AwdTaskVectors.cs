@@ -34,19 +34,11 @@ internal sealed class StreamedTaskVectors(MergeContext context, IReadOnlyList<st
     /// <inheritdoc />
     public void Visit(int part, Action<IReadOnlyList<Tensor>> body)
     {
-        var be = context.Backend;
         var taus = new List<Tensor>(context.ExpertCount);
         try
         {
             using (var theta0 = context.Load(names[part], -1))
-            {
-                for (int e = 0; e < context.ExpertCount; e++)
-                {
-                    var t = context.Load(names[part], e);
-                    taus.Add(t);
-                    be.Sub(t, theta0, t);
-                }
-            }
+                for (int e = 0; e < context.ExpertCount; e++) taus.Add(TaskVectors.Load(context, names[part], e, theta0));
             body(taus);
         }
         finally
@@ -59,7 +51,7 @@ internal sealed class StreamedTaskVectors(MergeContext context, IReadOnlyList<st
 /// <summary>
 /// Reductions and scalings per AWD block, written with <see cref="IBackend"/> ops only. A block is
 /// a whole part (model and tensor granularity) or one row of a 2-D part (row granularity). The
-/// per-block dot products are one <see cref="IBackend.BlockDot"/> (float64); a per-row scale is an
+/// per-block dot products are one <see cref="IMergeOps.BlockDot"/> (float64); a per-row scale is an
 /// outer product coefficient·1ᵀ by GEMM followed by an elementwise product.
 /// </summary>
 internal sealed class AwdBlockOps : IDisposable

@@ -70,6 +70,9 @@ public sealed class TensorGroup
     /// <summary>Receives per-tensor diagnostics for <c>merge_report.json</c>.</summary>
     public required IDictionary<string, object> Diagnostics { get; init; }
 
+    /// <summary>The run's tensors merged ahead by <see cref="IMergeMethod.Prepare"/> (<see cref="MergeContext.Prepared"/>); empty when Prepare did not run.</summary>
+    public PreparedTensors Prepared { get; init; } = new();
+
     /// <summary>A float parameter for this tensor (per-model when <paramref name="model"/> ≥ 0).</summary>
     public double Float(string name, int model = -1) => Parameters.Float(name, Name, Depth, model);
 
@@ -104,10 +107,7 @@ public sealed class MergeContext
     /// <summary>Model-level diagnostics for <c>merge_report.json</c>.</summary>
     public required IDictionary<string, object> Report { get; init; }
 
-    /// <summary>The base (reference) model's <c>config.json</c>, when it is a directory that has one; else null.</summary>
-    public string? BaseConfigPath { get; init; }
-
-    /// <summary>The base (reference) model's tensor headers (names, shapes, dtypes), when the caller has them; else null.</summary>
+    /// <summary>The base (reference) model's tensor headers (names, shapes, dtypes) and <c>config.json</c>, when the caller has them; else null.</summary>
     public ModelSource? Reference { get; init; }
 
     /// <summary>The directory of the YAML config, against which file parameters (e.g. RI's <c>head</c>, <c>aux_data</c>) resolve like model paths; null when there is none.</summary>
@@ -118,4 +118,7 @@ public sealed class MergeContext
 
     /// <summary>Where a long <see cref="IMergeMethod.Prepare"/> reports progress, notes and warnings.</summary>
     public IMergeProgress Progress { get; init; } = NullProgress.Instance;
+
+    /// <summary>Where Prepare leaves tensors it merged ahead for this run's <see cref="IMergeMethod.Merge"/> calls (<see cref="TensorGroup.Prepared"/>).</summary>
+    public PreparedTensors Prepared { get; init; } = new();
 }

@@ -32,10 +32,10 @@ public sealed class IsoCMethod : IMergeMethod
     {
         double scale = SpectralOps.Scale(g, "scaling_factor", "lambda");
         if (!SpectralOps.IsSpectral(g))
-            return SpectralOps.ApplyToBase(g, SpectralOps.CombinedTaskVector(g, mean: true), scale);
+            return TaskVectors.BasePlusMean(g, scale);
 
         var be = g.Backend;
-        using var sum = SpectralOps.CombinedTaskVector(g, mean: false);
+        using var sum = TaskVectors.Sum(g, mean: false);
         var (u, s, vt) = SpectralOps.Svd(be, sum);
         using (u)
         using (s)

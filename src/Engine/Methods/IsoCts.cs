@@ -55,7 +55,7 @@ public sealed class IsoCtsMethod : IMergeMethod
     {
         double scale = SpectralOps.Scale(g, "scaling_factor", "lambda");
         if (!SpectralOps.IsSpectral(g))
-            return SpectralOps.ApplyToBase(g, SpectralOps.CombinedTaskVector(g, mean: true), scale);
+            return TaskVectors.BasePlusMean(g, scale);
 
         var be = g.Backend;
         int m = g.Shape[0], n = g.Shape[1], k = Math.Min(m, n), tasks = g.Experts.Count;
@@ -76,7 +76,7 @@ public sealed class IsoCtsMethod : IMergeMethod
         using var sCat = be.Empty(k);
         using var vCat = be.Empty(k, n);
         using var basis = be.Empty(m, rest);
-        using (var sum = SpectralOps.CombinedTaskVector(g, mean: false))
+        using (var sum = TaskVectors.Sum(g, mean: false))
         {
             var (u, s, vt) = SpectralOps.Svd(be, sum);
             using (u)
@@ -91,7 +91,7 @@ public sealed class IsoCtsMethod : IMergeMethod
         }
         for (int i = 0; i < tasks && d > 0; i++)
         {
-            using var tv = SpectralOps.TaskVector(g, i);
+            using var tv = TaskVectors.Of(g, i);
             if (viaComplement) AddComplementDirections(be, basis, tv, i, d, uCat, sCat, vCat);
             else AddResidualDirections(be, basis, tv, i, d, uCat, sCat, vCat);
         }
@@ -106,7 +106,7 @@ public sealed class IsoCtsMethod : IMergeMethod
     }
 
     /// <summary>Task <paramref name="i"/>'s top d triplets of τ − U_c·U_cᵀ·τ (FusionBench's form) into slot i of the concatenation.</summary>
-    private static void AddResidualDirections(IBackend be, Tensor uCommon, Tensor tv, int i, int d, Tensor uCat, Tensor sCat, Tensor vCat)
+    private static void AddResidualDirections(ILinearAlgebraOps be, Tensor uCommon, Tensor tv, int i, int d, Tensor uCat, Tensor sCat, Tensor vCat)
     {
         if (uCommon.Cols > 0)
         {
@@ -126,7 +126,7 @@ public sealed class IsoCtsMethod : IMergeMethod
     }
 
     /// <summary>The same triplets through the complement basis U_r (m ≤ n): SVD(U_rᵀ·τ) = X·S·Wᵀ gives U_r·X, S, Wᵀ.</summary>
-    private static void AddComplementDirections(IBackend be, Tensor uRest, Tensor tv, int i, int d, Tensor uCat, Tensor sCat, Tensor vCat)
+    private static void AddComplementDirections(ILinearAlgebraOps be, Tensor uRest, Tensor tv, int i, int d, Tensor uCat, Tensor sCat, Tensor vCat)
     {
         int m = tv.Rows, n = tv.Cols, r = uRest.Cols;
         using var coordinates = be.Empty(r, n);

@@ -43,15 +43,9 @@ public sealed class ModelStockMethod : IMergeMethod
         int rowLength = g.Bool("filter_wise") && shape.Length >= 2 ? shape[^1] : length;
         int blocks = rowLength == 0 ? 0 : length / rowLength;
         var cosines = new double[blocks];
-        var offsets = new List<Tensor>(n);
+        var offsets = TaskVectors.All(g);
         try
         {
-            foreach (var e in g.Experts)
-            {
-                var tv = be.Empty(shape);
-                offsets.Add(tv);
-                be.Sub(e.Values, baseT, tv);
-            }
             if (blocks > 0)
             {
                 var gram = new double[blocks * n * n];

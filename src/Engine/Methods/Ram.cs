@@ -36,15 +36,9 @@ public sealed class RamMethod : IMergeMethod
         var be = g.Backend;
         var baseT = g.Base ?? throw new InvalidOperationException("ram needs a base tensor");
         var shape = baseT.Shape.ToArray();
-        var taus = new List<Tensor>(g.Experts.Count);
+        var taus = TaskVectors.All(g);
         try
         {
-            foreach (var e in g.Experts)
-            {
-                var tau = be.Empty(shape);
-                taus.Add(tau);
-                be.Sub(e.Values, baseT, tau);
-            }
             using var counts = be.Zeros(shape);
             foreach (var tau in taus) be.CountMagnitudeAbove(tau, epsilon, counts);
             var scales = Enumerable.Repeat(1.0, taus.Count).ToArray();

@@ -1,8 +1,6 @@
-using System.Diagnostics;
-using TaskMerge.Engine.Eval;
-using TaskMerge.Engine.IO;
 using TaskMerge.Engine.Models;
 using TaskMerge.Engine.Tensors;
+using TaskMerge.Engine.Training;
 
 namespace TaskMerge.Engine.Methods;
 
@@ -23,7 +21,7 @@ namespace TaskMerge.Engine.Methods;
 /// <c>logit_scale</c> (bias ignored, RI's heads have none). Tensors outside the vision tower (e.g. a
 /// text tower) keep their original τᵢ.</para>
 /// <para>Prepare adapts the experts one at a time on the merge's backend (<see cref="MergeContext.Backend"/>:
-/// the CPU or the GPU, <see cref="RiTrainer"/>) and caches the
+/// the CPU or the GPU; <see cref="RiAdaptation"/> over <see cref="RiTrainer"/>, in <c>src/Engine/Training/</c>) and caches the
 /// adapted vision-tower weights as float32 host arrays: N × (vision tower size × 4 bytes) for the cache,
 /// plus, on the backend while one expert trains, θ0, that expert and the student with its gradient and two Adam
 /// moments (6 × tower size), one batch of activations and the teacher-embedding caches
@@ -99,8 +97,8 @@ public sealed class RiMethod : IMergeMethod
         _base!.Prepare(new MergeContext
         {
             Tensors = context.Tensors, ExpertCount = context.ExpertCount, Backend = context.Backend, Parameters = _baseParameters!, Seed = context.Seed,
-            Report = context.Report, BaseConfigPath = context.BaseConfigPath, Reference = context.Reference, OutputDirectory = context.OutputDirectory, ConfigDirectory = context.ConfigDirectory,
-            Progress = context.Progress,
+            Report = context.Report, Reference = context.Reference, OutputDirectory = context.OutputDirectory, ConfigDirectory = context.ConfigDirectory,
+            Progress = context.Progress, Prepared = context.Prepared,
             Load = (name, model) => model >= 0 && adapted[model].TryGetValue(name, out var a)
                 ? context.Backend.FromHost((float[])a.Clone(), merged[name]) : context.Load(name, model),
         });
@@ -115,105 +113,19 @@ public sealed class RiMethod : IMergeMethod
     }
 
     /// <summary>
-    /// Adapts every expert (one at a time) and returns the adapted vision-tower weights θ0 + τᵢ* by
-    /// expert and checkpoint tensor name (the checkpoint's own layout); writes the per-step curves to
-    /// <see cref="MergeContext.Report"/> (<c>ri_runs</c>) and progress to <see cref="MergeContext.Progress"/>.
+    /// Chooses <c>base_method</c>, then adapts every expert (<see cref="RiAdaptation.Run"/>) and returns the
+    /// adapted vision-tower weights θ0 + τᵢ* by expert and checkpoint tensor name; the checkpoints stay
+    /// until <see cref="DeleteCheckpoints"/>.
     /// </summary>
     internal Dictionary<string, float[]>[] Adapt(MergeContext context)
     {
-        string ConfigPath(string path) => context.ConfigDirectory is null ? path : Config.MergeConfig.Resolve(path, context.ConfigDirectory);
         var p = context.Parameters;
         string baseName = p.String("base_method");
         if (baseName == Name) throw new BadInputException("ri: base_method cannot be ri");
         _base = MethodRegistry.Create(baseName);
         _baseParameters = p.For(_base.Parameters, Own);
-        var options = new RiOptions
-        {
-            Alpha = p.Float("ri_alpha"), LearningRate = (float)p.Float("ri_lr"), WeightDecay = (float)p.Float("ri_weight_decay"),
-            Steps = p.Int("ri_steps"), BatchSize = p.Int("ri_batch_size"), Temperature = p.Float("ri_temperature"), Seed = p.Int("ri_seed"),
-            ReverseKl = p.String("ri_kl_direction") == "reverse",
-            LrSchedule = RiLearningRate.Parse(p.String("ri_lr_schedule")), WarmupSteps = p.Int("ri_warmup_steps"), GradClip = p.Float("ri_grad_clip"),
-            CacheTeachers = p.Bool("ri_cache_teachers"),
-        };
-        options.Validate();
-        int every = p.Int("ri_checkpoint_every");
-        if (every < 0) throw new BadInputException($"ri: ri_checkpoint_every must be ≥ 0 (0 = no checkpoints), got {every}");
-        int n = context.ExpertCount;
-        if (n < 2) throw new BadInputException($"ri: needs at least 2 experts, got {n}");
-        var reference = context.Reference ?? throw new InvalidOperationException("ri: the merge context has no reference model");
-        var names = ClipNames.Detect(reference);
-        var config = context.BaseConfigPath is { } cp ? ClipVisionConfig.Load(cp) : names.Infer(reference);
-        config.Validate(IOText.P(reference.Path));
-        var layout = ClipTrainingLayout.Create(names, config);
-        var merged = context.Tensors.ToDictionary(t => t.Name, t => t.Shape, StringComparer.Ordinal);
-        foreach (var (name, shape) in layout.CheckpointTensors)
-            if (!merged.TryGetValue(name, out var s) || !s.SequenceEqual(shape))
-                throw new BadInputException($"ri: the merged tensors lack CLIP vision tensor {name} [{string.Join(", ", shape)}] ({LayoutName(layout.Layout)} layout; RI needs CLIP vision checkpoints)");
-
-        var heads = new float[n][];
-        for (int k = 0; k < n; k++)
-        {
-            string path;
-            try { path = ConfigPath(p.String("head", model: k)); }
-            catch (BadInputException) { throw new BadInputException($"ri: expert {k} (models list order, base excluded) has no per-model parameter 'head' (a safetensors head file, weight [C, E])"); }
-            var h = LinearHead.Load(path);
-            if (h.Dim != config.ProjectionDim) throw new BadInputException($"ri: head {h.Origin} has width {h.Dim}, the model's projection dim is {config.ProjectionDim}");
-            heads[k] = [.. h.Weight.Select(v => (float)(v * h.Scale))];
-        }
-        using var aux = RiAuxImages.Open(ConfigPath(p.String("aux_data")), new ImagePreprocessor(config.ImageSize), options.Threads);
-
-        var progress = context.Progress;
-        string dir = p.String("ri_checkpoint_dir");
-        if (dir.Length == 0 && context.OutputDirectory is { } outDir) dir = Path.Combine(outDir, DefaultCheckpointDirectory);
-        if (every > 0 && File.Exists(dir)) throw new BadInputException($"ri: ri_checkpoint_dir {IOText.P(dir)} is a file, not a directory");
-        _checkpoints = every > 0 && dir.Length > 0 ? new RiCheckpointStore(dir, every, progress.Warn, progress.Note) : null;
-        var pretrainedCache = new RiTeacherCache(aux.Count, config.ProjectionDim, options.CacheTeachers);
-
-        Dictionary<string, float[]> LoadModel(int model) => layout.ToTraining(name =>
-        {
-            using var t = context.Load(name, model);
-            return t.ToArray();
-        });
-        var pre = LoadModel(-1);
-        var result = new Dictionary<string, float[]>[n];
-        var runs = new List<Dictionary<string, object>>();
-        for (int k = 0; k < n; k++)
-        {
-            string stage = $"ri expert {k + 1}/{n}";
-            var clock = Stopwatch.StartNew();
-            int first = -1;
-            var hooks = new RiRunHooks
-            {
-                Checkpoints = _checkpoints, PretrainedCache = pretrainedCache,
-                OnStep = s =>
-                {
-                    if (first < 0) first = s.Step - 1;
-                    progress.TrainingStep(stage, s.Step, s.Steps, s.Loss, (s.Step - first) * (double)options.BatchSize / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
-                },
-            };
-            var r = RiTrainer.Adapt(context.Backend, config, pre, LoadModel(k), heads, k, aux, options, hooks);
-            double seconds = clock.Elapsed.TotalSeconds;
-            result[k] = layout.FromTraining(r.Adapted);
-            var run = new Dictionary<string, object>
-            {
-                ["expert"] = k, ["seconds"] = seconds, ["resumed_steps"] = r.ResumedSteps,
-                ["images_per_second"] = (options.Steps - r.ResumedSteps) * (double)options.BatchSize / Math.Max(seconds, 1e-9),
-                ["teacher_images_forwarded"] = r.TeacherImagesForwarded,
-                ["loss"] = r.Loss, ["task_loss"] = r.TaskLoss, ["interference_loss"] = r.InterferenceLoss, ["lr"] = r.LearningRate, ["grad_norm"] = r.GradNorm,
-            };
-            runs.Add(run);
-        }
-        var rep = context.Report;
-        rep["base_method"] = baseName;
-        rep["ri_layout"] = LayoutName(layout.Layout);
-        rep["ri_adapted_tensors"] = layout.CheckpointTensors.Count;
-        rep["ri_aux_images"] = aux.Count;
-        rep["ri_runs"] = runs;
-
-        return result;
+        return RiAdaptation.Run(context, baseName, DefaultCheckpointDirectory, out _checkpoints);
     }
-
-    private static string LayoutName(ClipWeightLayout layout) => layout == ClipWeightLayout.OpenClip ? "open_clip" : "hf";
 
     /// <inheritdoc />
     public Tensor Merge(TensorGroup group)
@@ -232,7 +144,7 @@ public sealed class RiMethod : IMergeMethod
             return _base.Merge(new TensorGroup
             {
                 Name = group.Name, Depth = group.Depth, Base = group.Base, Experts = experts, Backend = group.Backend,
-                Parameters = _baseParameters, Seed = group.Seed, Diagnostics = group.Diagnostics,
+                Parameters = _baseParameters, Seed = group.Seed, Diagnostics = group.Diagnostics, Prepared = group.Prepared,
             });
         }
         finally

@@ -34,15 +34,9 @@ public sealed class SceMethod : IMergeMethod
         var baseT = g.Base ?? throw new InvalidOperationException("sce needs a base tensor");
         var shape = baseT.Shape.ToArray();
         int k = g.Experts.Count;
-        var taus = new List<Tensor>(k);
+        var taus = TaskVectors.All(g);
         try
         {
-            foreach (var e in g.Experts)
-            {
-                var tau = be.Empty(shape);
-                taus.Add(tau);
-                be.Sub(e.Values, baseT, tau);
-            }
             double topk = g.Float("select_topk");
             if (k > 0 && topk < 1) Select(be, taus, shape, topk);
 
@@ -67,7 +61,7 @@ public sealed class SceMethod : IMergeMethod
     }
 
     /// <summary>Zeroes every τᵢ outside the int(fraction·nonzero) entries of largest variance across the experts.</summary>
-    private static void Select(IBackend be, List<Tensor> taus, int[] shape, double fraction)
+    private static void Select(IMergeOps be, List<Tensor> taus, int[] shape, double fraction)
     {
         using var mask = be.Zeros(shape);
         if (fraction > 0)

@@ -1,12 +1,11 @@
-using System.Text.RegularExpressions;
 using TaskMerge.Engine.Tensors;
 
 namespace TaskMerge.Engine.Methods;
 
 /// <summary>
 /// What the SVD-based methods (<c>tsv_m</c>, <c>iso_c</c>, <c>iso_cts</c>) share, written against
-/// <see cref="IBackend"/> ops only: which tensors are merged spectrally, task vectors and their mean,
-/// thin SVD, orthogonalisation (the orthogonal polar factor), and θ₀ + scale·Δ.
+/// backend ops only: which tensors are merged spectrally, thin SVD and orthogonalisation (the
+/// orthogonal polar factor). Task vectors, their mean and θ₀ + scale·Δ are <see cref="TaskVectors"/>.
 /// </summary>
 internal static class SpectralOps
 {
@@ -32,53 +31,12 @@ internal static class SpectralOps
     /// <summary>
     /// True when the group is merged through SVDs: a 2-D tensor with no zero dimension whose name no
     /// <c>exclude_keys</c> pattern matches. Everything else (biases, norms, conv kernels, excluded keys)
-    /// gets the mean task vector, as in FusionBench.
+    /// gets the mean task vector (<see cref="TaskVectors.BasePlusMean"/>), as in FusionBench.
     /// </summary>
-    public static bool IsSpectral(TensorGroup g)
-    {
-        var shape = g.Shape;
-        if (shape.Length != 2 || shape[0] == 0 || shape[1] == 0) return false;
-        foreach (string pattern in g.Parameters.List("exclude_keys"))
-        {
-            try
-            {
-                if (Regex.IsMatch(g.Name, pattern, RegexOptions.CultureInvariant)) return false;
-            }
-            catch (RegexParseException e)
-            {
-                throw new BadInputException($"parameter 'exclude_keys': '{pattern}' is not a valid regular expression ({e.Error})");
-            }
-        }
-        return true;
-    }
+    public static bool IsSpectral(TensorGroup g) => TaskVectors.IsIncludedMatrix(g.Name, g.Shape, TaskVectors.ExcludeKeys(g.Parameters));
 
-    /// <summary>τᵢ = weight·(θᵢ − θ₀) for expert <paramref name="i"/> of the group (a new tensor).</summary>
-    public static Tensor TaskVector(TensorGroup g, int i, double weight = 1.0)
-    {
-        var be = g.Backend;
-        var baseT = g.Base ?? throw new InvalidOperationException($"tensor {g.Name}: spectral merging needs a base tensor");
-        var tv = be.Empty(baseT.Shape.ToArray());
-        be.Sub(g.Experts[i].Values, baseT, tv);
-        if (weight != 1.0) be.Scale(tv, (float)weight, tv);
-        return tv;
-    }
-
-    /// <summary>Σᵢ wᵢτᵢ, divided by the number of experts when <paramref name="mean"/>.</summary>
-    public static Tensor CombinedTaskVector(TensorGroup g, bool mean, Func<int, double>? weight = null)
-    {
-        var be = g.Backend;
-        var total = be.Zeros(g.Shape.ToArray());
-        for (int i = 0; i < g.Experts.Count; i++)
-        {
-            using var tv = TaskVector(g, i, weight?.Invoke(i) ?? 1.0);
-            be.Add(total, tv, total);
-        }
-        if (mean && g.Experts.Count > 0) be.Scale(total, 1f / g.Experts.Count, total);
-        return total;
-    }
-
-    /// <summary>Thin SVD of a 2-D tensor into new tensors (see <see cref="IBackend.Svd"/>).</summary>
-    public static (Tensor U, Tensor S, Tensor Vt) Svd(IBackend be, Tensor a)
+    /// <summary>Thin SVD of a 2-D tensor into new tensors (see <see cref="ILinearAlgebraOps.Svd"/>).</summary>
+    public static (Tensor U, Tensor S, Tensor Vt) Svd(ILinearAlgebraOps be, Tensor a)
     {
         int m = a.Rows, n = a.Cols, k = Math.Min(m, n);
         var u = be.Empty(m, k);
@@ -93,7 +51,7 @@ internal static class SpectralOps
     /// (or rows, for a wide x) nearest to x in Frobenius norm, i.e. the Procrustes solution. This is
     /// the "U_u @ V_u" orthogonalisation of TSV-M and Iso-CTS. A new tensor of x's shape.
     /// </summary>
-    public static Tensor Orthogonalise(IBackend be, Tensor x)
+    public static Tensor Orthogonalise(ILinearAlgebraOps be, Tensor x)
     {
         var (u, s, vt) = Svd(be, x);
         using (u)
@@ -104,14 +62,5 @@ internal static class SpectralOps
             be.Gemm(u, false, vt, false, p);
             return p;
         }
-    }
-
-    /// <summary>Turns <paramref name="delta"/> in place into θ₀ + scale·Δ and returns it.</summary>
-    public static Tensor ApplyToBase(TensorGroup g, Tensor delta, double scale)
-    {
-        var be = g.Backend;
-        if (scale != 1.0) be.Scale(delta, (float)scale, delta);
-        be.Add(g.Base!, delta, delta);
-        return delta;
     }
 }

@@ -52,17 +52,9 @@ public static class TaskArithmeticCore
     /// <summary>Merges one tensor group.</summary>
     public static Tensor Merge(TensorGroup g, Sparsification sparsification, bool consensus)
     {
-        var be = g.Backend;
-        var baseT = g.Base ?? throw new InvalidOperationException("task arithmetic needs a base tensor");
-        var taskVectors = new List<Tensor>(g.Experts.Count);
+        var taskVectors = TaskVectors.All(g);
         try
         {
-            foreach (var e in g.Experts)
-            {
-                var tv = be.Empty(baseT.Shape.ToArray());
-                taskVectors.Add(tv);
-                be.Sub(e.Values, baseT, tv);
-            }
             return MergeTaskVectors(g, taskVectors, sparsification, consensus, g.Bool("normalize"));
         }
         finally

@@ -43,21 +43,21 @@ public sealed class TsvMergeMethod : IMergeMethod
         double scale = SpectralOps.Scale(g, "alpha", "scaling_factor", "lambda");
         double Weight(int i) => g.Float("weight", g.Experts[i].Model);
         if (!SpectralOps.IsSpectral(g))
-            return SpectralOps.ApplyToBase(g, SpectralOps.CombinedTaskVector(g, mean: true, Weight), scale);
+            return TaskVectors.BasePlusMean(g, scale, Weight);
 
         var be = g.Backend;
         int m = g.Shape[0], n = g.Shape[1], k = Math.Min(m, n), tasks = g.Experts.Count;
         // FusionBench: reduced_index_s = int(s.shape[0] * (1 / len(task_vectors))), float64 arithmetic included.
         int r = (int)(k * (1.0 / tasks)), width = tasks * r;
         g.Diagnostics["rank_per_task"] = r;
-        if (r == 0) return SpectralOps.ApplyToBase(g, be.Zeros(m, n), scale);
+        if (r == 0) return TaskVectors.AddToBase(g, be.Zeros(m, n), scale);
 
         using var uCat = be.Empty(m, width);
         using var sCat = be.Empty(width);
         using var vCat = be.Empty(width, n);
         for (int i = 0; i < tasks; i++)
         {
-            using var tv = SpectralOps.TaskVector(g, i, Weight(i));
+            using var tv = TaskVectors.Of(g, i, Weight(i));
             var (u, s, vt) = SpectralOps.Svd(be, tv);
             using (u)
             using (s)
@@ -73,6 +73,6 @@ public sealed class TsvMergeMethod : IMergeMethod
         be.ScaleColumns(uOrth, sCat, uOrth);
         var delta = be.Empty(m, n);
         be.Gemm(uOrth, false, vOrth, false, delta);
-        return SpectralOps.ApplyToBase(g, delta, scale);
+        return TaskVectors.AddToBase(g, delta, scale);
     }
 }

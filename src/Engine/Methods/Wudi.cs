@@ -27,12 +27,6 @@ namespace TaskMerge.Engine.Methods;
 /// </summary>
 public sealed partial class WudiMethod : IMergeMethod
 {
-    private readonly Lock _lock = new();
-    private readonly Dictionary<string, FusedBlock> _fused = new(StringComparer.Ordinal);
-    private int _fusedExperts;
-    private MergeParameters? _excludeFor;
-    private Regex[] _exclude = [];
-
     /// <inheritdoc />
     public string Name => "wudi";
 
@@ -57,15 +51,14 @@ public sealed partial class WudiMethod : IMergeMethod
     /// <inheritdoc />
     public bool UsesTaskVectors => true;
 
-    /// <summary>Validates <c>exclude_keys</c>; with <c>fuse_qkv</c>, merges every q/k/v triple and keeps the results until asked for.</summary>
+    /// <summary>Validates <c>exclude_keys</c>; with <c>fuse_qkv</c>, merges every q/k/v triple into <see cref="MergeContext.Prepared"/>.</summary>
     public void Prepare(MergeContext context)
     {
-        var exclude = ExcludeRegexes(context.Parameters);
+        var exclude = TaskVectors.ExcludeKeys(context.Parameters);
         if (!context.Parameters.Bool("fuse_qkv")) return;
         var triples = QkvTriples(context.Tensors, exclude);
         var depth = new LayerDepth(context.Tensors.Select(t => t.Name));
         var models = Enumerable.Range(0, context.ExpertCount).ToArray();
-        _fusedExperts = context.ExpertCount;
         foreach (var triple in triples) MergeTriple(context, triple, depth.Of(triple.Names[0]), models);
         context.Report["fused_qkv_triples"] = triples.Count;
     }
@@ -76,16 +69,11 @@ public sealed partial class WudiMethod : IMergeMethod
         var be = group.Backend;
         var baseT = group.Base ?? throw new InvalidOperationException("wudi needs a base tensor");
         if (TakeFused(group) is { } fused) return fused;
-        if (group.Shape.Length != 2 || IsExcluded(ExcludeRegexes(group.Parameters), group.Name)) return NonMatrix(group, baseT);
+        if (group.Shape.Length != 2 || TaskVectors.IsExcluded(TaskVectors.ExcludeKeys(group.Parameters), group.Name)) return NonMatrix(group, baseT);
 
         var s = Settings.Resolve(group.Parameters, group.Name, group.Depth);
         var models = group.Experts.Select(e => e.Model).ToArray();
-        var tau = SolveTaskVector(be, [baseT.Rows], baseT.Cols, models, i =>
-        {
-            var t = be.Empty(baseT.Rows, baseT.Cols);
-            be.Sub(group.Experts[i].Values, baseT, t);
-            return [t];
-        }, s, group.Name, group.Diagnostics);
+        var tau = SolveTaskVector(be, [baseT.Rows], baseT.Cols, models, i => [TaskVectors.Of(group, i)], s, group.Name, group.Diagnostics);
         return AddToBase(be, baseT, tau[0], s.Scaling);
     }
 
@@ -136,7 +124,7 @@ public sealed partial class WudiMethod : IMergeMethod
         }
     }
 
-    private static Tensor[] TaskSum(IBackend be, int[] rows, int cols, int count, Func<int, Tensor[]> tau)
+    private static Tensor[] TaskSum(ITensorOps be, int[] rows, int cols, int count, Func<int, Tensor[]> tau)
     {
         var sum = rows.Select(r => be.Zeros(r, cols)).ToArray();
         for (int i = 0; i < count; i++)
@@ -186,7 +174,7 @@ public sealed partial class WudiMethod : IMergeMethod
     }
 
     /// <summary>τ* = D(C + ρI)⁻¹ with ρ = ridge·tr(C)/in, the minimiser of L(τ) + ρ‖τ‖²_F.</summary>
-    private static void ClosedForm(IBackend be, WudiGram gram, Tensor[] m, Settings s, string name, IDictionary<string, object> diagnostics)
+    private static void ClosedForm(ILinearAlgebraOps be, WudiGram gram, Tensor[] m, Settings s, string name, IDictionary<string, object> diagnostics)
     {
         int cols = gram.C.Cols;
         double rho = s.Ridge * gram.TasksUsed / cols;
@@ -216,69 +204,23 @@ public sealed partial class WudiMethod : IMergeMethod
         }
     }
 
-    private static Tensor AddToBase(IBackend be, Tensor baseT, Tensor tau, double scaling)
+    private static Tensor AddToBase(ITensorOps be, Tensor baseT, Tensor tau, double scaling)
     {
         if (scaling != 1.0) be.Scale(tau, (float)scaling, tau);
         be.Add(baseT, tau, tau);
         return tau;
     }
 
+    /// <summary><c>non_matrix</c>: θ₀ + mean τᵢ (<see cref="TaskVectors.BasePlusMean"/>) or a copy of θ₀.</summary>
     private static Tensor NonMatrix(TensorGroup group, Tensor baseT)
     {
-        var be = group.Backend;
-        var shape = baseT.Shape.ToArray();
-        if (group.Parameters.String("non_matrix", group.Name, group.Depth) == "base" || group.Experts.Count == 0)
-        {
-            var copy = be.Empty(shape);
-            be.Copy(baseT, copy);
-            return copy;
-        }
-        var mean = be.Zeros(shape);
-        using var tv = be.Empty(shape);
-        foreach (var e in group.Experts)
-        {
-            be.Sub(e.Values, baseT, tv);
-            be.Add(mean, tv, mean);
-        }
-        be.Scale(mean, 1f / group.Experts.Count, mean);
-        be.Add(baseT, mean, mean);
-        return mean;
-    }
-
-    private Regex[] ExcludeRegexes(MergeParameters p)
-    {
-        lock (_lock)
-        {
-            if (!ReferenceEquals(_excludeFor, p))
-            {
-                _exclude = p.List("exclude_keys").Select(CompileExclude).ToArray();
-                _excludeFor = p;
-            }
-            return _exclude;
-        }
-    }
-
-    private static Regex CompileExclude(string pattern)
-    {
-        try
-        {
-            return new Regex(pattern, RegexOptions.CultureInvariant);
-        }
-        catch (ArgumentException e)
-        {
-            throw new BadInputException($"parameter 'exclude_keys': '{pattern}' is not a valid regular expression ({e.Message})");
-        }
-    }
-
-    private static bool IsExcluded(Regex[] exclude, string name)
-    {
-        foreach (var r in exclude) if (r.IsMatch(name)) return true;
-        return false;
+        if (group.Parameters.String("non_matrix", group.Name, group.Depth) == "mean" && group.Experts.Count > 0) return TaskVectors.BasePlusMean(group);
+        var copy = group.Backend.Empty(baseT.Shape.ToArray());
+        group.Backend.Copy(baseT, copy);
+        return copy;
     }
 
     private sealed record QkvTriple(string[] Names, int[] Rows, int Cols);
-
-    private sealed record FusedBlock(float[] Values, Dictionary<string, object> Diagnostics);
 
     [GeneratedRegex(@"^(?<prefix>(?:.*\.)?)(?<role>q_proj|k_proj|v_proj|query|key|value)\.weight$", RegexOptions.CultureInvariant)]
     private static partial Regex QkvName();
@@ -311,14 +253,14 @@ public sealed partial class WudiMethod : IMergeMethod
         {
             if (slots[key].Any(x => x is null)) continue;
             var parts = slots[key].Select(x => x!.Value).ToArray();
-            if (parts.Any(p => p.Shape.Length != 2 || p.Shape[1] != parts[0].Shape[1] || IsExcluded(exclude, p.Name))) continue;
+            if (parts.Any(p => p.Shape.Length != 2 || p.Shape[1] != parts[0].Shape[1] || TaskVectors.IsExcluded(exclude, p.Name))) continue;
             triples.Add(new QkvTriple(parts.Select(p => p.Name).ToArray(), parts.Select(p => p.Shape[0]).ToArray(), parts[0].Shape[1]));
         }
         return triples;
     }
 
-    /// <summary>Merges one triple as the stacked matrix [q; k; v] and keeps the three merged blocks on the host.</summary>
-    private void MergeTriple(MergeContext context, QkvTriple triple, double depth, int[] models)
+    /// <summary>Merges one triple as the stacked matrix [q; k; v] and leaves the three merged blocks in <see cref="MergeContext.Prepared"/>.</summary>
+    private static void MergeTriple(MergeContext context, QkvTriple triple, double depth, int[] models)
     {
         var be = context.Backend;
         string first = triple.Names[0];
@@ -334,11 +276,7 @@ public sealed partial class WudiMethod : IMergeMethod
                 var blocks = new Tensor[triple.Names.Length];
                 try
                 {
-                    for (int b = 0; b < blocks.Length; b++)
-                    {
-                        blocks[b] = context.Load(triple.Names[b], models[i]);
-                        be.Sub(blocks[b], bases[b]!, blocks[b]);
-                    }
+                    for (int b = 0; b < blocks.Length; b++) blocks[b] = TaskVectors.Load(context, triple.Names[b], models[i], bases[b]!);
                     return blocks;
                 }
                 catch
@@ -354,7 +292,7 @@ public sealed partial class WudiMethod : IMergeMethod
                 be.Download(tau[b], values);
                 var d = b == 0 ? diagnostics : new Dictionary<string, object>();
                 d["fused_qkv"] = triple.Names;
-                lock (_lock) _fused[triple.Names[b]] = new FusedBlock(values, d);
+                context.Prepared.Add(triple.Names[b], new PreparedTensor(values, d, context.ExpertCount));
             }
         }
         finally
@@ -364,14 +302,12 @@ public sealed partial class WudiMethod : IMergeMethod
         }
     }
 
-    /// <summary>The merged tensor computed by <see cref="Prepare"/> for a fused q/k/v name (removed from the cache), or null.</summary>
-    private Tensor? TakeFused(TensorGroup group)
+    /// <summary>The merged tensor <see cref="Prepare"/> computed for a fused q/k/v name (taken from <see cref="TensorGroup.Prepared"/>), or null.</summary>
+    private static Tensor? TakeFused(TensorGroup group)
     {
-        FusedBlock? block;
-        lock (_lock)
-            if (!_fused.Remove(group.Name, out block)) return null;
-        if (group.Experts.Count != _fusedExperts)
-            throw new BadInputException($"tensor {group.Name}: fuse_qkv needs this tensor from all {_fusedExperts} models, " +
+        if (group.Prepared.Take(group.Name) is not { } block) return null;
+        if (group.Experts.Count != block.ExpertCount)
+            throw new BadInputException($"tensor {group.Name}: fuse_qkv needs this tensor from all {block.ExpertCount} models, " +
                 $"but only {group.Experts.Count} take part (skipped for shape under --allow-crimes?); set fuse_qkv: false");
         foreach (var (k, v) in block.Diagnostics) group.Diagnostics[k] = v;
         var t = group.Backend.Empty(group.Shape.ToArray());

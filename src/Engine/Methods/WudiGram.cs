@@ -24,10 +24,10 @@ namespace TaskMerge.Engine.Methods;
 /// </summary>
 internal sealed class WudiGram : IDisposable
 {
-    private readonly IBackend _be;
+    private readonly ILinearAlgebraOps _be;
     private Tensor[]? _taskSum;
 
-    private WudiGram(IBackend be, Tensor c, Tensor[] d, Tensor[] taskSum)
+    private WudiGram(ILinearAlgebraOps be, Tensor c, Tensor[] d, Tensor[] taskSum)
     {
         _be = be;
         C = c;
@@ -63,7 +63,7 @@ internal sealed class WudiGram : IDisposable
     /// <param name="taskVector">Returns the blocks of the task at a position of <paramref name="models"/>; the Gram disposes them.</param>
     /// <param name="withLossConstant">Also compute <see cref="LossConstant"/> (one extra reduction per task).</param>
     /// <param name="tensorName">For error messages.</param>
-    public static WudiGram Build(IBackend be, int[] blockRows, int cols, IReadOnlyList<int> models, Func<int, Tensor[]> taskVector,
+    public static WudiGram Build(ILinearAlgebraOps be, int[] blockRows, int cols, IReadOnlyList<int> models, Func<int, Tensor[]> taskVector,
         bool withLossConstant, string tensorName)
     {
         var c = be.Zeros(cols, cols);

@@ -17,7 +17,7 @@ internal sealed class ClipVisionBlock(Norm ln1, SelfAttention attn, Norm ln2, Li
     /// ws.Tmp2 take the LayerNorm outputs and the branch outputs. Inference passes one residual
     /// tensor as x, mid and output and one tensor as fc1 and act; training passes distinct tensors to keep them.
     /// </summary>
-    public void Forward(IBackend be, Activation activation, Tensor x, EncoderWorkspace ws, Tensor mid, Tensor fc1, Tensor act, Tensor output)
+    public void Forward(INeuralNetOps be, Activation activation, Tensor x, EncoderWorkspace ws, Tensor mid, Tensor fc1, Tensor act, Tensor output)
     {
         Ln1.Forward(be, x, ws.Tmp);
         Attn.Forward(be, ws.Tmp, null, ws, ws.Tmp2);
@@ -92,7 +92,7 @@ internal sealed class ClipForwardBuffers
 
 /// <summary>
 /// The weights of a CLIP ViT image encoder and its one forward pass, shared by inference
-/// (<see cref="ClipVisionModel"/>) and training (<see cref="ClipVisionTraining"/>): patch embedding
+/// (<see cref="ClipVisionModel"/>) and training (<see cref="Training.ClipVisionTraining"/>): patch embedding
 /// as a GEMM over extracted patches, class token and positions, <c>pre_layrnorm</c>, pre-LN blocks,
 /// <c>post_layernorm</c> on the class token, optional bias-free projection. Does not own the tensors.
 /// </summary>
@@ -128,7 +128,7 @@ internal sealed class ClipVisionTower(ClipVisionConfig config, Tensor patchWeigh
     /// <paramref name="o"/>. <paramref name="positions"/> [T, W] holds the position embeddings with
     /// the class embedding added to row 0 (the class token's patch row is zero).
     /// </summary>
-    public void Forward(IBackend be, Tensor pixelValues, Tensor positions, ClipForwardBuffers o)
+    public void Forward(INeuralNetOps be, Tensor pixelValues, Tensor positions, ClipForwardBuffers o)
     {
         var c = Config;
         int b = BatchOf(pixelValues);

@@ -309,7 +309,7 @@ public sealed class RobertaClassificationHead : IDisposable
     }
 
     /// <summary>Logits [B, num_labels] of the &lt;s&gt; states <paramref name="cls"/> [B, W].</summary>
-    public Tensor Forward(IBackend be, Tensor cls)
+    public Tensor Forward(INeuralNetOps be, Tensor cls)
     {
         int b = cls.Rows;
         using var hidden = be.Empty(b, _dense.Out);

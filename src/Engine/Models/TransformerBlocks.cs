@@ -16,7 +16,7 @@ internal sealed class Linear(Tensor weight, Tensor? bias) : IDisposable
         new(r.Load(name + ".weight", outFeatures, inFeatures), hasBias ? r.Load(name + ".bias", outFeatures) : null);
 
     /// <summary>y ← x·Wᵀ + b for x [rows, in], y [rows, out].</summary>
-    public void Forward(IBackend be, Tensor x, Tensor y)
+    public void Forward(INeuralNetOps be, Tensor x, Tensor y)
     {
         be.Gemm(x, false, weight, true, y);
         if (bias is not null) be.AddRowVector(y, bias, y);
@@ -38,7 +38,7 @@ internal sealed class Norm(Tensor gamma, Tensor beta, float eps) : IDisposable
         new(r.Load(name + ".weight", width), r.Load(name + ".bias", width), (float)eps);
 
     /// <summary>dst ← LayerNorm(x) over rows of the norm's width (dst may be x).</summary>
-    public void Forward(IBackend be, Tensor x, Tensor dst) => be.LayerNorm(x, gamma, beta, eps, dst);
+    public void Forward(INeuralNetOps be, Tensor x, Tensor dst) => be.LayerNorm(x, gamma, beta, eps, dst);
 
     /// <inheritdoc />
     public void Dispose()
@@ -61,7 +61,7 @@ internal sealed class EncoderWorkspace : IDisposable
     /// Allocates every tensor; <see cref="Dispose"/> releases them. The per-head context overwrites
     /// the query heads, which inference no longer needs by then.
     /// </summary>
-    public EncoderWorkspace(IBackend be, int batch, int seq, int width, int heads, int intermediate)
+    public EncoderWorkspace(INeuralNetOps be, int batch, int seq, int width, int heads, int intermediate)
         : this(batch, seq, heads, be.Empty(batch * seq, width), be.Empty(batch * seq, width), be.Empty(batch * seq, width),
             be.Empty(batch * heads, seq, width / heads), be.Empty(batch * heads, seq, width / heads), be.Empty(batch * heads, seq, width / heads),
             be.Empty(batch * heads, seq, seq), context: null, be.Empty(batch * seq, width), be.Empty(batch * seq, width), be.Empty(batch * seq, intermediate), owns: true)
@@ -110,17 +110,17 @@ internal sealed class SelfAttention(Linear q, Linear k, Linear v, Linear o, int 
     /// output ← out_proj(softmax(q·kᵀ/√d + mask)·v) for x [B·T, W]; <paramref name="maskBias"/> is an
     /// additive key mask [B, T] or null. Uses the workspace's Q, K, V, per-head and score tensors.
     /// </summary>
-    public void Forward(IBackend be, Tensor x, Tensor? maskBias, EncoderWorkspace ws, Tensor output) =>
+    public void Forward(INeuralNetOps be, Tensor x, Tensor? maskBias, EncoderWorkspace ws, Tensor output) =>
         Forward(be, x, maskBias, heads * ws.Seq, ws, output);
 
     /// <summary>
-    /// As <see cref="Forward(IBackend, Tensor, Tensor?, EncoderWorkspace, Tensor)"/> with an additive
+    /// As <see cref="Forward(INeuralNetOps, Tensor, Tensor?, EncoderWorkspace, Tensor)"/> with an additive
     /// mask per score row: <paramref name="scoreBias"/> [B·H·T, T] (e.g. the causal mask of a text tower).
     /// </summary>
-    public void ForwardMasked(IBackend be, Tensor x, Tensor scoreBias, EncoderWorkspace ws, Tensor output) =>
+    public void ForwardMasked(INeuralNetOps be, Tensor x, Tensor scoreBias, EncoderWorkspace ws, Tensor output) =>
         Forward(be, x, scoreBias, 1, ws, output);
 
-    private void Forward(IBackend be, Tensor x, Tensor? bias, int rowsPerBiasRow, EncoderWorkspace ws, Tensor output)
+    private void Forward(INeuralNetOps be, Tensor x, Tensor? bias, int rowsPerBiasRow, EncoderWorkspace ws, Tensor output)
     {
         q.Forward(be, x, ws.Q);
         k.Forward(be, x, ws.K);
@@ -150,10 +150,10 @@ internal sealed class SelfAttention(Linear q, Linear k, Linear v, Linear o, int 
 internal static class Activations
 {
     /// <summary>x ← act(x).</summary>
-    public static void Apply(IBackend be, Activation act, Tensor x) => Apply(be, act, x, x);
+    public static void Apply(INeuralNetOps be, Activation act, Tensor x) => Apply(be, act, x, x);
 
     /// <summary>dst ← act(x); dst may be x.</summary>
-    public static void Apply(IBackend be, Activation act, Tensor x, Tensor dst)
+    public static void Apply(INeuralNetOps be, Activation act, Tensor x, Tensor dst)
     {
         switch (act)
         {
@@ -164,7 +164,7 @@ internal static class Activations
     }
 
     /// <summary>dx ← dy ⊙ act′(x) for the forward's input x; dx may be dy.</summary>
-    public static void Backward(IBackend be, Activation act, Tensor x, Tensor dy, Tensor dx)
+    public static void Backward(INeuralNetOps be, Activation act, Tensor x, Tensor dy, Tensor dx)
     {
         switch (act)
         {

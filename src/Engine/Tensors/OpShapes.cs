@@ -38,7 +38,7 @@ internal static class OpShapes
         _ => throw new ArgumentException($"{what}: {t} is neither 1-D nor 2-D"),
     };
 
-    /// <summary>(m, n, k = min(m, n)) of a valid <see cref="IBackend.Svd"/> call.</summary>
+    /// <summary>(m, n, k = min(m, n)) of a valid <see cref="ILinearAlgebraOps.Svd"/> call.</summary>
     public static (int M, int N, int K) Svd(Tensor a, Tensor u, Tensor s, Tensor vt)
     {
         int m = a.Rows, n = a.Cols, k = Math.Min(m, n);
@@ -47,7 +47,7 @@ internal static class OpShapes
         return (m, n, k);
     }
 
-    /// <summary>The order n of a valid <see cref="IBackend.SymmetricEigen"/> call.</summary>
+    /// <summary>The order n of a valid <see cref="ILinearAlgebraOps.SymmetricEigen"/> call.</summary>
     public static int SymmetricEigen(Tensor a, Tensor eigenvalues, Tensor eigenvectors)
     {
         int n = a.Rows;
@@ -56,7 +56,7 @@ internal static class OpShapes
         return n;
     }
 
-    /// <summary>(n, rows of B) of a valid <see cref="IBackend.CholeskySolve"/> call.</summary>
+    /// <summary>(n, rows of B) of a valid <see cref="ILinearAlgebraOps.CholeskySolve"/> call.</summary>
     public static (int N, int Rows) CholeskySolve(Tensor a, Tensor b)
     {
         int n = a.Rows;
@@ -65,7 +65,7 @@ internal static class OpShapes
         return (n, b.Rows);
     }
 
-    /// <summary>Blocks of a <see cref="IBackend.BlockDot"/> call.</summary>
+    /// <summary>Blocks of a <see cref="IMergeOps.BlockDot"/> call.</summary>
     public static int BlockDot(IReadOnlyList<Tensor> xs, IReadOnlyList<Tensor> ys, int blockLength, int dstLength)
     {
         long length = xs.Count > 0 ? xs[0].Length : 0;
@@ -78,7 +78,7 @@ internal static class OpShapes
         return blocks;
     }
 
-    /// <summary>Column counts (source, destination) of a valid <see cref="IBackend.CopyBlock"/> call.</summary>
+    /// <summary>Column counts (source, destination) of a valid <see cref="ILinearAlgebraOps.CopyBlock"/> call.</summary>
     public static (int SrcCols, int DstCols) CopyBlock(Tensor src, int srcRow, int srcCol, Tensor dst, int dstRow, int dstCol, int rows, int cols)
     {
         var (srcRows, srcCols) = Matrix(src, "copy_block src");
@@ -90,7 +90,7 @@ internal static class OpShapes
         return (srcCols, dstCols);
     }
 
-    /// <summary>Rows of a <see cref="IBackend.LayerNorm"/> call over <c>gamma.Length</c> features.</summary>
+    /// <summary>Rows of a <see cref="INeuralNetOps.LayerNorm"/> call over <c>gamma.Length</c> features.</summary>
     public static int LayerNorm(Tensor x, Tensor gamma, Tensor beta, Tensor dst)
     {
         int n = checked((int)gamma.Length);
@@ -99,7 +99,7 @@ internal static class OpShapes
         return RowCount(x, n, "layernorm");
     }
 
-    /// <summary>Rows of a <see cref="IBackend.LayerNormBackward"/> call over <c>gamma.Length</c> features.</summary>
+    /// <summary>Rows of a <see cref="INeuralNetOps.LayerNormBackward"/> call over <c>gamma.Length</c> features.</summary>
     public static int LayerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor dx, Tensor dgamma, Tensor dbeta)
     {
         int n = checked((int)gamma.Length);
@@ -110,7 +110,7 @@ internal static class OpShapes
         return RowCount(x, n, "layernorm-backward");
     }
 
-    /// <summary>(row length, rows) of a <see cref="IBackend.SoftmaxRowsBackward"/> call.</summary>
+    /// <summary>(row length, rows) of a <see cref="INeuralNetOps.SoftmaxRowsBackward"/> call.</summary>
     public static (int N, int Rows) SoftmaxBackward(Tensor y, Tensor dy, Tensor dx)
     {
         SameLength(y, dy);
@@ -126,7 +126,7 @@ internal static class OpShapes
         SameLength(x, dx);
     }
 
-    /// <summary>(row length, period) of an <see cref="IBackend.AddRowVector"/> call.</summary>
+    /// <summary>(row length, period) of an <see cref="INeuralNetOps.AddRowVector"/> call.</summary>
     public static (int N, int Period) AddRowVector(Tensor x, Tensor rows, Tensor dst)
     {
         if (rows.Rank > 2) throw new ArgumentException($"add-row-vector: rows must be [n] or [p, n], got {rows}");
@@ -136,7 +136,7 @@ internal static class OpShapes
         return (n, rows.Rank == 2 ? rows.Rows : 1);
     }
 
-    /// <summary>(row length, rows) of a <see cref="IBackend.SoftmaxRows"/> call.</summary>
+    /// <summary>(row length, rows) of a <see cref="INeuralNetOps.SoftmaxRows"/> call.</summary>
     public static (int N, int Rows) Softmax(Tensor x, Tensor dst, Tensor? bias, int rowsPerBiasRow)
     {
         SameLength(x, dst);
@@ -147,7 +147,7 @@ internal static class OpShapes
         return (n, rows);
     }
 
-    /// <summary>(batch, m, n, k) of a <see cref="IBackend.GemmStridedBatched"/> call.</summary>
+    /// <summary>(batch, m, n, k) of a <see cref="ILinearAlgebraOps.GemmStridedBatched"/> call.</summary>
     public static (int Batch, int M, int N, int K) BatchedGemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c)
     {
         if (a.Rank != 3 || b.Rank != 3 || c.Rank != 3)
@@ -160,7 +160,7 @@ internal static class OpShapes
         return (batch, m, n, k);
     }
 
-    /// <summary>Checks a <see cref="IBackend.GatherRows"/> call; returns the row length.</summary>
+    /// <summary>Checks a <see cref="INeuralNetOps.GatherRows"/> call; returns the row length.</summary>
     public static int Gather(Tensor table, ReadOnlySpan<int> rows, Tensor dst)
     {
         int n = table.Cols, count = table.Rows;
@@ -170,7 +170,7 @@ internal static class OpShapes
         return n;
     }
 
-    /// <summary>Checks a <see cref="IBackend.ScatterAddRows"/> call (distinct, in-range indices); returns the row length.</summary>
+    /// <summary>Checks a <see cref="INeuralNetOps.ScatterAddRows"/> call (distinct, in-range indices); returns the row length.</summary>
     public static int Scatter(Tensor src, ReadOnlySpan<int> rows, Tensor dst)
     {
         if (dst.Rank != 2) throw new ArgumentException($"scatter-add-rows: dst must be 2-D, got {dst}");

@@ -1,10 +1,10 @@
 namespace TaskMerge.Engine.Tensors;
 
-/// <summary>Writes a tensor's values into the host memory <see cref="IBackend.Stage"/> provides (exactly one value per element).</summary>
+/// <summary>Writes a tensor's values into the host memory <see cref="IStagingOps.Stage"/> provides (exactly one value per element).</summary>
 public delegate void HostFill(Span<float> values);
 
 /// <summary>
-/// A tensor on its way to a backend, made by <see cref="IBackend.Stage"/> on a loader thread: its values
+/// A tensor on its way to a backend, made by <see cref="IStagingOps.Stage"/> on a loader thread: its values
 /// sit in host memory the backend chose and, on a device, are already being copied over. The thread
 /// driving the backend turns it into a tensor with <see cref="Take"/>, once; disposing one that was never
 /// taken gives its staging memory back.

@@ -3,6 +3,7 @@ using TaskMerge.Engine.Models;
 using TaskMerge.Engine.Optim;
 using TaskMerge.Engine.Tests.Kernels;
 using TaskMerge.Engine.Tests.Models;
+using TaskMerge.Engine.Training;
 using Xunit;
 
 namespace TaskMerge.Engine.Tests.Gpu;

@@ -2,6 +2,8 @@ using TaskMerge.Engine.Models;
 using TaskMerge.Engine.Optim;
 using TaskMerge.Engine.Tensors;
 using TaskMerge.Engine.Tests.Models;
+using TaskMerge.Engine.Tests.Training;
+using TaskMerge.Engine.Training;
 
 namespace TaskMerge.Engine.Tests.Kernels;
 

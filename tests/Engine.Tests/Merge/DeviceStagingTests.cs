@@ -10,7 +10,7 @@ using static TaskMerge.Engine.Tests.Kernels.BackendParity;
 namespace TaskMerge.Engine.Tests.Merge;
 
 /// <summary>
-/// <see cref="IBackend.Stage"/> on the device backend (ILGPU's CPU accelerator; the same code runs the
+/// <see cref="IStagingOps.Stage"/> on the device backend (ILGPU's CPU accelerator; the same code runs the
 /// pinned slots and copy stream on CUDA) and on the CPU backend, and whole merges through the staged
 /// pipeline on the device backend against the CPU backend.
 /// </summary>

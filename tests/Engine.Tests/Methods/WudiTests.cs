@@ -374,9 +374,10 @@ public class WudiTests
             var method = new WudiMethod();
             var ps = Parameters(method, P(("fuse_qkv", fuse ? "true" : "false"), ("iter_num", "200"), ("log_loss", "true")), count);
             var report = new Dictionary<string, object>();
+            var prepared = new PreparedTensors();
             method.Prepare(new MergeContext
             {
-                Tensors = shapes, ExpertCount = count, Backend = Cpu, Parameters = ps, Report = report,
+                Tensors = shapes, ExpertCount = count, Backend = Cpu, Parameters = ps, Report = report, Prepared = prepared,
                 Load = (n, m) => Cpu.Wrap((float[])values[(n, m)].Clone(), shapes.Single(s => s.Item1 == n).Item2),
             });
             if (fuse) Assert.Equal(1, report["fused_qkv_triples"]);
@@ -386,7 +387,7 @@ public class WudiTests
             {
                 Name = name, Depth = 0, Base = Cpu.Wrap((float[])values[(name, -1)].Clone(), shape),
                 Experts = Enumerable.Range(0, count).Select(e => new ExpertTensor(e, Cpu.Wrap((float[])values[(name, e)].Clone(), shape))).ToList(),
-                Backend = Cpu, Parameters = ps, Diagnostics = diagnostics,
+                Backend = Cpu, Parameters = ps, Diagnostics = diagnostics, Prepared = prepared,
             });
             if (fuse && name != other) Assert.Equal(qkv, (string[])diagnostics["fused_qkv"]);
             return t.ToArray();

@@ -5,7 +5,7 @@ using ILGPU.Runtime.Cuda;
 namespace TaskMerge.Engine.Tensors.Ilgpu;
 
 /// <summary>
-/// The device backend's <see cref="IBackend.Stage"/>: host→device uploads that overlap kernels.
+/// The device backend's <see cref="IStagingOps.Stage"/>: host→device uploads that overlap kernels.
 /// <para>
 /// A slot is a page-locked host array plus a device "landing" buffer of the same size. The loader
 /// thread takes a free slot, lets <see cref="HostFill"/> decode straight into the pinned array, and

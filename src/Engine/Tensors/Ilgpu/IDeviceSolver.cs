@@ -3,7 +3,7 @@ namespace TaskMerge.Engine.Tensors.Ilgpu;
 /// <summary>
 /// Dense float64 factorisations of column-major matrices in device memory with LAPACK semantics
 /// (cuSOLVER's on a CUDA accelerator, <see cref="CusolverSession"/>): what the device backend's
-/// <see cref="IBackend.Svd"/>, <see cref="IBackend.SymmetricEigen"/> and <see cref="IBackend.CholeskySolve"/>
+/// <see cref="ILinearAlgebraOps.Svd"/>, <see cref="ILinearAlgebraOps.SymmetricEigen"/> and <see cref="ILinearAlgebraOps.CholeskySolve"/>
 /// run on. Pointers are device addresses of float64 arrays; every leading dimension is the row count.
 /// Calls are ordered on the backend's stream and return the factorisation's info once it is known:
 /// 0 on success, &gt; 0 when it did not converge (Syevd, Gesvdj) or a leading minor is not positive

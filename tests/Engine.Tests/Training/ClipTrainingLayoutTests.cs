@@ -1,8 +1,10 @@
 using TaskMerge.Engine.IO;
 using TaskMerge.Engine.Models;
+using TaskMerge.Engine.Tests.Models;
+using TaskMerge.Engine.Training;
 using Xunit;
 
-namespace TaskMerge.Engine.Tests.Models;
+namespace TaskMerge.Engine.Tests.Training;
 
 /// <summary><see cref="ClipTrainingLayout"/>: training (HF) names ↔ a checkpoint's HF or open_clip tensors, checked against the test's own open_clip conversion.</summary>
 public sealed class ClipTrainingLayoutTests

@@ -1,4 +1,4 @@
-namespace TaskMerge.Engine.Models;
+namespace TaskMerge.Engine.Training;
 
 /// <summary>
 /// RI's distance under a fixed zero-shot head (ri.md §1.2, §5.2): the head L2-normalises the image

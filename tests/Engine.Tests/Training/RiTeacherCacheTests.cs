@@ -1,7 +1,9 @@
 using TaskMerge.Engine.Models;
+using TaskMerge.Engine.Tests.Models;
+using TaskMerge.Engine.Training;
 using Xunit;
 
-namespace TaskMerge.Engine.Tests.Models;
+namespace TaskMerge.Engine.Tests.Training;
 
 /// <summary>Teacher-embedding caching (<see cref="RiTeacherCache"/>): same bytes, fewer teacher forwards.</summary>
 public sealed class RiTeacherCacheTests

@@ -1,4 +1,6 @@
-namespace TaskMerge.Engine.Models;
+using TaskMerge.Engine.Models;
+
+namespace TaskMerge.Engine.Training;
 
 /// <summary>
 /// Maps <see cref="ClipVisionTraining"/>'s parameters (HF names) to a checkpoint's own vision-tower

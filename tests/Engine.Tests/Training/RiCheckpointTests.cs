@@ -1,8 +1,10 @@
 using TaskMerge.Engine.IO;
 using TaskMerge.Engine.Models;
+using TaskMerge.Engine.Tests.Models;
+using TaskMerge.Engine.Training;
 using Xunit;
 
-namespace TaskMerge.Engine.Tests.Models;
+namespace TaskMerge.Engine.Tests.Training;
 
 /// <summary>Resumable RI runs (<see cref="RiCheckpointStore"/>): interrupted + resumed = uninterrupted, byte for byte.</summary>
 public sealed class RiCheckpointTests

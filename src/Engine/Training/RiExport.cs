@@ -1,8 +1,9 @@
 using TaskMerge.Engine.IO;
+using TaskMerge.Engine.Merge;
 using TaskMerge.Engine.Methods;
 using TaskMerge.Engine.Tensors;
 
-namespace TaskMerge.Engine.Merge;
+namespace TaskMerge.Engine.Training;
 
 /// <summary>
 /// <c>taskmerge ri</c>: runs only RI's adaptation for a <c>merge_method: ri</c> config and writes each

@@ -1,4 +1,4 @@
-namespace TaskMerge.Engine.Models;
+namespace TaskMerge.Engine.Training;
 
 /// <summary>What one RI optimizer step reports: expert, step (1-based) of steps, total loss and the learning rate it ran at.</summary>
 internal readonly record struct RiStepInfo(int Expert, int Step, int Steps, double Loss, double LearningRate);

@@ -1,8 +1,10 @@
 using TaskMerge.Engine.Models;
 using TaskMerge.Engine.Tensors;
 using TaskMerge.Engine.Tensors.Cpu;
+using TaskMerge.Engine.Tests.Models;
+using TaskMerge.Engine.Training;
 
-namespace TaskMerge.Engine.Tests.Models;
+namespace TaskMerge.Engine.Tests.Training;
 
 /// <summary>
 /// The CLIP vision backward pass on the CPU backend against float64 central finite differences:

@@ -1,6 +1,7 @@
+using TaskMerge.Engine.Models;
 using TaskMerge.Engine.Tensors;
 
-namespace TaskMerge.Engine.Models;
+namespace TaskMerge.Engine.Training;
 
 /// <summary>
 /// What one <see cref="ClipVisionTraining.Forward"/> keeps for the backward pass, and the backward's
@@ -120,7 +121,7 @@ internal sealed class ClipVisionActivations : IDisposable
 /// The forward is <see cref="ClipVisionTower.Forward"/>, the one the inference model runs, with
 /// every layer's activations kept (<see cref="ClipVisionActivations"/>); the backward is composed
 /// from backend ops only (GEMMs, LayerNorm/activation/softmax backward, head split/merge,
-/// row gather/scatter, row-vector sums) and AdamW is the backend's fused <see cref="IBackend.AdamStep"/>.
+/// row gather/scatter, row-vector sums) and AdamW is the backend's fused <see cref="INeuralNetOps.AdamStep"/>.
 /// Parameters, gradients and Adam moments are tensors keyed by HF name (<see cref="ParameterShapes"/>);
 /// gradients and moments are allocated on first use, so a forward-only teacher holds the parameters alone.
 /// </summary>
@@ -260,7 +261,7 @@ internal sealed class ClipVisionTraining : IDisposable
     }
 
     /// <summary>
-    /// One torch-order Adam/AdamW step (<see cref="IBackend.AdamStep"/>; AdamW with
+    /// One torch-order Adam/AdamW step (<see cref="INeuralNetOps.AdamStep"/>; AdamW with
     /// <c>Decoupled = true</c>) on every parameter from <see cref="Gradients"/>, in place;
     /// <paramref name="step"/> is 1-based. The moments start at zero on the first call.
     /// </summary>

@@ -1,4 +1,4 @@
-namespace TaskMerge.Engine.Models;
+namespace TaskMerge.Engine.Training;
 
 /// <summary>
 /// One frozen teacher tower's image embeddings [E] by auxiliary image index (ri.md §2.3): they

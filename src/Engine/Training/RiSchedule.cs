@@ -1,6 +1,6 @@
 using TaskMerge.Engine.Tensors;
 
-namespace TaskMerge.Engine.Models;
+namespace TaskMerge.Engine.Training;
 
 /// <summary>Learning-rate schedule of RI's AdamW (<c>ri_lr_schedule</c>), each with an optional linear warmup.</summary>
 internal enum RiLrSchedule
@@ -56,7 +56,7 @@ internal static class RiGradClip
     /// Returns the total L2 norm of <paramref name="grads"/> (float64 sums on <paramref name="backend"/>)
     /// and, when <paramref name="maxNorm"/> &gt; 0 and the coefficient is below 1, scales them in place.
     /// </summary>
-    public static double Apply(IBackend backend, IEnumerable<Tensor> grads, double maxNorm)
+    public static double Apply(ITensorOps backend, IEnumerable<Tensor> grads, double maxNorm)
     {
         var list = grads as IReadOnlyList<Tensor> ?? [.. grads];
         double sq = 0;

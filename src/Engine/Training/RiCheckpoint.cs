@@ -2,10 +2,11 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using TaskMerge.Engine.IO;
+using TaskMerge.Engine.Models;
 using TaskMerge.Engine.Tensors;
 using static TaskMerge.Engine.IO.IOText;
 
-namespace TaskMerge.Engine.Models;
+namespace TaskMerge.Engine.Training;
 
 /// <summary>
 /// The identity of one expert's RI run: SHA-256 over everything that determines its result — the

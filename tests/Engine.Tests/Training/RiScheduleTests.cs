@@ -1,7 +1,9 @@
 using TaskMerge.Engine.Models;
+using TaskMerge.Engine.Tests.Models;
+using TaskMerge.Engine.Training;
 using Xunit;
 
-namespace TaskMerge.Engine.Tests.Models;
+namespace TaskMerge.Engine.Tests.Training;
 
 /// <summary>RI's learning-rate schedules and gradient clipping against float64 references of torch/transformers' formulas.</summary>
 public sealed class RiScheduleTests

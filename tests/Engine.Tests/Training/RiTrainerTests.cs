@@ -1,7 +1,9 @@
 using TaskMerge.Engine.Models;
+using TaskMerge.Engine.Tests.Models;
+using TaskMerge.Engine.Training;
 using Xunit;
 
-namespace TaskMerge.Engine.Tests.Models;
+namespace TaskMerge.Engine.Tests.Training;
 
 /// <summary>RI adaptation of one expert (<see cref="RiTrainer"/>) on a tiny CLIP tower with 3 tiny experts and random heads.</summary>
 public sealed class RiTrainerTests
