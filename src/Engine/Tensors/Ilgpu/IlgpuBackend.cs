@@ -21,7 +21,7 @@ namespace TaskMerge.Engine.Tensors.Ilgpu;
 /// first. One other thread may <see cref="Stage"/> uploads meanwhile; they travel on a copy stream
 /// of their own (<see cref="HostStaging"/>).
 /// </summary>
-public sealed partial class IlgpuBackend : IBackend
+public sealed partial class IlgpuBackend : IBackend, IDeviceDiagnostics
 {
     private readonly Context? _ownedContext;
     private readonly Accelerator _accelerator;
@@ -36,7 +36,7 @@ public sealed partial class IlgpuBackend : IBackend
     private MemoryBuffer1D<uint, Stride1D.Dense>? _uintPartials;
     private MemoryBuffer1D<int, Stride1D.Dense>? _histogram, _chunkCounts, _flag;
     private MemoryBuffer1D<float, Stride1D.Dense>? _weights;
-    private bool _disposed;
+    private bool _disposed, _forceKernelMatrixOps;
 
     /// <summary>
     /// A backend on <paramref name="accelerator"/>, which the caller keeps ownership of.
@@ -52,13 +52,18 @@ public sealed partial class IlgpuBackend : IBackend
     internal IlgpuBackend(Accelerator accelerator, IDeviceSolver solver)
         : this(accelerator, ownedContext: null, ownsAccelerator: false, allowTf32: false, solver) { }
 
-    private IlgpuBackend(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator, bool allowTf32, IDeviceSolver? solver)
+    /// <summary>A backend whose kernel loads call <paramref name="beforeKernelLoad"/> first (tests inject a compile failure this way).</summary>
+    internal IlgpuBackend(Accelerator accelerator, Action<System.Reflection.MethodInfo> beforeKernelLoad)
+        : this(accelerator, ownedContext: null, ownsAccelerator: false, allowTf32: false, solver: null, beforeKernelLoad) { }
+
+    private IlgpuBackend(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator, bool allowTf32, IDeviceSolver? solver,
+        Action<System.Reflection.MethodInfo>? beforeKernelLoad = null)
     {
         _accelerator = accelerator;
         _ownedContext = ownedContext;
         _ownsAccelerator = ownsAccelerator;
         _pool = new DevicePool(accelerator);
-        _kernels = new IlgpuKernels(accelerator);
+        _kernels = new IlgpuKernels(accelerator, beforeKernelLoad);
         _groupSize = 1 << BitOperations.Log2((uint)Math.Min(ReduceKernels.MaxGroupSize, accelerator.MaxNumThreadsPerGroup));
         _gemmTile = Math.Min(GemmKernels.MaxTile, (int)Math.Sqrt(accelerator.MaxNumThreadsPerGroup));
         if (accelerator is CudaAccelerator cuda)
@@ -100,12 +105,11 @@ public sealed partial class IlgpuBackend : IBackend
             if (context.GetCudaDevices().Count == 0)
             {
                 context.Dispose();
-                reason = "no CUDA device found";
+                reason = NoDeviceReason;
                 return null;
             }
             accelerator = context.CreateCudaAccelerator(0);
-            reason = "";
-            return new IlgpuBackend(accelerator, context, ownsAccelerator: true, allowTf32, solver: null);
+            return WithKernelsLoaded(new IlgpuBackend(accelerator, context, ownsAccelerator: true, allowTf32, solver: null), out reason);
         }
         catch (Exception e)
         {
@@ -115,6 +119,33 @@ public sealed partial class IlgpuBackend : IBackend
             return null;
         }
     }
+
+    /// <summary>
+    /// <paramref name="backend"/> once every kernel is compiled and loaded (so a kernel the device cannot
+    /// build fails now, before any input is read), or null, the backend disposed, with the failing kernel
+    /// and the compiler's message in <paramref name="reason"/>.
+    /// </summary>
+    internal static IlgpuBackend? WithKernelsLoaded(IlgpuBackend backend, out string reason)
+    {
+        try
+        {
+            backend._kernels.LoadAll();
+            reason = "";
+            return backend;
+        }
+        catch (KernelLoadException e)
+        {
+            backend.Dispose();
+            reason = e.Message;
+            return null;
+        }
+    }
+
+    /// <summary>The start of <see cref="TryCreateCuda"/>'s reason on a machine without a CUDA driver.</summary>
+    internal const string NoDriverReason = "CUDA driver not found";
+
+    /// <summary><see cref="TryCreateCuda"/>'s reason where the driver loads but lists no device.</summary>
+    internal const string NoDeviceReason = "no CUDA device found";
 
     private static bool CudaDriverLoads(out string reason)
     {
@@ -127,7 +158,7 @@ public sealed partial class IlgpuBackend : IBackend
                 return true;
             }
         }
-        reason = $"CUDA driver not found: could not load {string.Join(" or ", names)}";
+        reason = $"{NoDriverReason}: could not load {string.Join(" or ", names)}";
         return false;
     }
 
@@ -145,16 +176,20 @@ public sealed partial class IlgpuBackend : IBackend
 
     internal Accelerator Accelerator => _accelerator;
 
-    /// <summary>The cuBLAS session behind the matrix ops, if any (for calls the backend does not wrap).</summary>
-    internal CublasSession? Cublas => _cublas;
+    /// <summary>Device-level access for tests and benchmarks (<see cref="IDeviceDiagnostics"/>).</summary>
+    internal IDeviceDiagnostics Diagnostics => this;
 
-    /// <summary>The device address of a tensor's first element.</summary>
-    internal IntPtr DevicePointer(Tensor t) => Pointer(t);
+    CublasSession? IDeviceDiagnostics.Cublas => _cublas;
 
-    /// <summary>Routes GEMM/SYRK/GEMV to the ILGPU kernels even where cuBLAS is available (to test them on a GPU).</summary>
-    internal bool ForceKernelMatrixOps { get; set; }
+    IntPtr IDeviceDiagnostics.DevicePointer(Tensor t) => Pointer(t);
 
-    private bool UseCublas => _cublas is not null && !ForceKernelMatrixOps;
+    bool IDeviceDiagnostics.ForceKernelMatrixOps { get => _forceKernelMatrixOps; set => _forceKernelMatrixOps = value; }
+
+    HostStaging IDeviceDiagnostics.Staging => _staging;
+
+    IReadOnlyCollection<string> IDeviceDiagnostics.LoadedKernels => _kernels.Loaded;
+
+    private bool UseCublas => _cublas is not null && !_forceKernelMatrixOps;
 
     /// <inheritdoc />
     public Tensor Empty(params int[] shape) => new(this, shape, _pool.Rent(ElementCount(shape)));
@@ -190,9 +225,6 @@ public sealed partial class IlgpuBackend : IBackend
     /// <inheritdoc />
     /// <remarks>Through <see cref="HostStaging"/>: pinned slots and a non-blocking copy stream.</remarks>
     public StagedTensor Stage(int[] shape, HostFill fill) => _staging.Stage(shape, fill);
-
-    /// <summary>Host→device staging: budget, slot memory and how many uploads took which path.</summary>
-    internal HostStaging Staging => _staging;
 
     /// <inheritdoc />
     public float[] DetachToHost(Tensor t)
