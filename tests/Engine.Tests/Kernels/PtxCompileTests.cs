@@ -124,6 +124,27 @@ public sealed class PtxCompileTests
         Assert.Matches(@"\.extern\s+\.func", truncate);
     }
 
+    /// <summary>
+    /// The kernels with exp, erf, tanh or log build in a plain CUDA context, without ILGPU.Algorithms' software
+    /// intrinsics, and call nothing external: their math is NnMath's own + − × ÷, which the CPU accelerator runs
+    /// as written, so the simulator tests measure the device arithmetic.
+    /// </summary>
+    [Theory]
+    [InlineData("NnKernels.Gelu")]
+    [InlineData("NnKernels.QuickGelu")]
+    [InlineData("NnKernels.Tanh")]
+    [InlineData("NnKernels.SoftmaxRows")]
+    [InlineData("NnKernels.GeluBackward")]
+    [InlineData("NnKernels.QuickGeluBackward")]
+    [InlineData("ArceeFusionKernels.Importance")]
+    [InlineData("RandomKernels.FillNormal")]
+    public void Transcendental_kernels_need_no_software_intrinsics(string kernel)
+    {
+        var method = Kernels().Single(k => k.DeclaringType!.Name + "." + k.Name == kernel);
+        string ptx = CompilePtx(method, "SM_90", () => Context.Create(builder => builder.Cuda()));
+        Assert.DoesNotMatch(@"\.extern\s+\.func", ptx);
+    }
+
     internal static string CompilePtx(MethodInfo method, string arch, Func<Context>? createContext = null)
     {
         using var context = (createContext ?? TaskMerge.Engine.Tensors.Ilgpu.IlgpuBackend.CreateCudaContext)();
