@@ -19,6 +19,15 @@ internal interface IDeviceDiagnostics
     /// <summary>Host→device staging: budget, slot memory and how many uploads took which path.</summary>
     HostStaging Staging { get; }
 
+    /// <summary>Tile rows per launch of the tiled GEMM kernel: the grid-Y limit (65 535 on CUDA); tests lower it to split a small GEMM into bands.</summary>
+    int GemmGridRows { get; set; }
+
+    /// <summary>
+    /// Largest buffer (elements) <see cref="IBackend.BlockDot"/> stacks its vectors into, int.MaxValue (one
+    /// device buffer); beyond it BlockDot runs one launch per pair. Tests lower it to take that path.
+    /// </summary>
+    long MaxStackedElements { get; set; }
+
     /// <summary>The kernels compiled and loaded so far (every one after <see cref="IlgpuBackend.TryCreateCuda"/>), by method name.</summary>
     IReadOnlyCollection<string> LoadedKernels { get; }
 }

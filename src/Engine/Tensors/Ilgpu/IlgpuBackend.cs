@@ -32,6 +32,8 @@ public sealed partial class IlgpuBackend : IBackend, IDeviceDiagnostics
     private readonly IDeviceSolver? _solver;
     private readonly HostStaging _staging;
     private readonly int _groupSize, _gemmTile;
+    private int _gemmGridRows;
+    private long _maxStackedElements = int.MaxValue;
     private MemoryBuffer1D<double, Stride1D.Dense>? _doublePartials;
     private MemoryBuffer1D<uint, Stride1D.Dense>? _uintPartials;
     private MemoryBuffer1D<int, Stride1D.Dense>? _histogram, _chunkCounts, _flag;
@@ -66,6 +68,7 @@ public sealed partial class IlgpuBackend : IBackend, IDeviceDiagnostics
         _kernels = new IlgpuKernels(accelerator, beforeKernelLoad);
         _groupSize = 1 << BitOperations.Log2((uint)Math.Min(ReduceKernels.MaxGroupSize, accelerator.MaxNumThreadsPerGroup));
         _gemmTile = Math.Min(GemmKernels.MaxTile, (int)Math.Sqrt(accelerator.MaxNumThreadsPerGroup));
+        _gemmGridRows = Math.Min(65_535, accelerator.MaxGridSize.Y);
         if (accelerator is CudaAccelerator cuda)
         {
             double gib = cuda.MemorySize / (double)(1L << 30);
@@ -188,6 +191,10 @@ public sealed partial class IlgpuBackend : IBackend, IDeviceDiagnostics
     HostStaging IDeviceDiagnostics.Staging => _staging;
 
     IReadOnlyCollection<string> IDeviceDiagnostics.LoadedKernels => _kernels.Loaded;
+
+    int IDeviceDiagnostics.GemmGridRows { get => _gemmGridRows; set => _gemmGridRows = value; }
+
+    long IDeviceDiagnostics.MaxStackedElements { get => _maxStackedElements; set => _maxStackedElements = value; }
 
     private bool UseCublas => _cublas is not null && !_forceKernelMatrixOps;
 
@@ -325,16 +332,30 @@ public sealed partial class IlgpuBackend : IBackend, IDeviceDiagnostics
                 for (int j = 0; j < ny; j++) dst[i * ny + j] = Dot(xs[i], ys[j]);
             return;
         }
-        using var x = Stack(xs, length);
-        using var y = ReferenceEquals(xs, ys) ? null : Stack(ys, length);
         using var result = _accelerator.Allocate1D<double>(outputs);
-        _kernels.BlockPairDot(outputs, View(x), View(y ?? x), new BlockDotShape { Nx = nx, Ny = ny, BlockLength = blockLength, Length = length }, result.View);
-        result.AsArrayView<double>(0, outputs).CopyToCPU(dst[..outputs]);
+        if (Math.Max(nx, ny) * length <= _maxStackedElements)
+        {
+            using var x = Stack(xs, length);
+            using var y = ReferenceEquals(xs, ys) ? null : Stack(ys, length);
+            _kernels.BlockPairDot(outputs, View(x), View(y ?? x), new BlockDotShape { Nx = nx, Ny = ny, BlockLength = blockLength, Length = length }, result.View);
+            result.AsArrayView<double>(0, outputs).CopyToCPU(dst[..outputs]);
+            return;
+        }
+        // The stacked vectors would not fit one buffer: one launch per pair on the tensors themselves.
+        var perPair = new double[blocks];
+        var shape = new BlockDotShape { Nx = 1, Ny = 1, BlockLength = blockLength, Length = length };
+        for (int i = 0; i < nx; i++)
+            for (int j = 0; j < ny; j++)
+            {
+                _kernels.BlockPairDot(blocks, View(xs[i]), View(ys[j]), shape, result.View.SubView(0, blocks));
+                result.AsArrayView<double>(0, blocks).CopyToCPU(perPair.AsSpan());
+                for (int block = 0; block < blocks; block++) dst[(block * nx + i) * ny + j] = perPair[block];
+            }
     }
 
     private Tensor Stack(IReadOnlyList<Tensor> ts, long length)
     {
-        var stacked = Empty(checked((int)(ts.Count * length)));
+        var stacked = Empty((int)(ts.Count * length));
         for (int i = 0; i < ts.Count; i++) View(ts[i]).CopyTo(View(stacked).SubView(i * length, length));
         return stacked;
     }
@@ -531,9 +552,13 @@ public sealed partial class IlgpuBackend : IBackend, IDeviceDiagnostics
             M = m, N = n, K = k, Lda = a.Cols, Ldb = b.Cols, Ldc = n,
             TransA = transA ? 1 : 0, TransB = transB ? 1 : 0, Alpha = alpha, Beta = beta,
         };
-        int t = _gemmTile;
-        var config = new KernelConfig(new Index2D((n + t - 1) / t, (m + t - 1) / t), new Index2D(t, t));
-        _kernels.Sgemm(config, View(a), View(b), View(c), shape);
+        int t = _gemmTile, tileRows = (m + t - 1) / t;
+        for (int first = 0; first < tileRows; first += _gemmGridRows)
+        {
+            int band = Math.Min(_gemmGridRows, tileRows - first);
+            shape.RowOffset = first * t;
+            _kernels.Sgemm(new KernelConfig(new Index2D((n + t - 1) / t, band), new Index2D(t, t)), View(a), View(b), View(c), shape);
+        }
     }
 
     /// <inheritdoc />
