@@ -36,7 +36,7 @@ public static class MergeRunner
     {
         var total = Stopwatch.StartNew();
         Directory.CreateDirectory(outDir);
-        var report = new MergeReport(plan, backend.Name) { PlanSeconds = planTime.TotalSeconds };
+        var report = new MergeReport(plan, backend.Name) { Engines = BackendEngines.Of(backend), PlanSeconds = planTime.TotalSeconds };
         foreach (var w in plan.Warnings) progress.Warn(w);
 
         using var writer = new SafetensorsWriter(outDir,

@@ -19,7 +19,7 @@ public static class RiExport
     public static IReadOnlyList<string> Run(MergePlan plan, string outDir, IBackend backend, IMergeProgress? progress = null)
     {
         if (plan.Method is not RiMethod ri) throw new BadInputException($"ri: the config's merge_method must be ri, got {plan.Method.Name}");
-        var report = new MergeReport(plan, backend.Name);
+        var report = new MergeReport(plan, backend.Name) { Engines = BackendEngines.Of(backend) };
         progress ??= NullProgress.Instance;
         foreach (var w in plan.Warnings) progress.Warn(w);
         var adapted = ri.Adapt(MergeRunner.PrepareContext(plan, backend, plan.Options.RandomSeed ?? 0, report.MethodReport, progress, outDir));

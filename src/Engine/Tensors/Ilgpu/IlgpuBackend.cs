@@ -153,15 +153,21 @@ public sealed partial class IlgpuBackend : IBackend, IDeviceDiagnostics
     private static bool CudaDriverLoads(out string reason)
     {
         string[] names = OperatingSystem.IsWindows() ? ["nvcuda.dll"] : ["libcuda.so.1", "libcuda.so"];
+        string? first = null;
         foreach (string name in names)
         {
-            if (NativeLibrary.TryLoad(name, out _))
+            try
             {
+                NativeLibrary.Load(name);
                 reason = "";
                 return true;
             }
+            catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
+            {
+                first ??= Native.NativeLibraryProbe.LoaderMessage(e.Message, name);
+            }
         }
-        reason = $"{NoDriverReason}: could not load {string.Join(" or ", names)}";
+        reason = $"{NoDriverReason}: could not load {string.Join(" or ", names)} ({first})";
         return false;
     }
 
