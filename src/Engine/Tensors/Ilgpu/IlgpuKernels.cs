@@ -118,7 +118,7 @@ internal sealed class IlgpuKernels(Accelerator accelerator, Action<MethodInfo>? 
             }
             catch (TargetInvocationException e) when (e.InnerException is KernelLoadException load)
             {
-                throw load;
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(load);
             }
         }
     }
@@ -175,18 +175,4 @@ internal sealed class IlgpuKernels(Accelerator accelerator, Action<MethodInfo>? 
     }
 
     private static string Name(MethodInfo kernel) => kernel.DeclaringType!.Name + "." + kernel.Name;
-}
-
-/// <summary>A kernel that could not be compiled or loaded for an accelerator (an intrinsic without a device implementation, a JIT failure).</summary>
-public sealed class KernelLoadException(string kernel, string device, Exception inner)
-    : Exception($"kernel {kernel} does not build for {device}: {inner.GetType().Name}: {FirstLine(inner.Message)}", inner)
-{
-    /// <summary>The kernel, as Type.Method.</summary>
-    public string Kernel { get; } = kernel;
-
-    private static string FirstLine(string message)
-    {
-        int end = message.IndexOfAny(['\r', '\n']);
-        return end < 0 ? message : message[..end];
-    }
 }
