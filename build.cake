@@ -33,6 +33,7 @@ Task("Bundle").Does(() =>
         });
     }
     CopyFile("./scripts/run-gpu-suite.sh", bundleDir + File("run-gpu-suite.sh"));
+    CopyFile("./scripts/gpu-smoke.sh", bundleDir + File("gpu-smoke.sh"));
     // The tests that merge the example zoo find it next to bin/ (TestPaths).
     CopyDirectory("./examples", bundleDir + Directory("examples"));
     CopyDirectory("./bench/reference", bundleDir + Directory("reference"));

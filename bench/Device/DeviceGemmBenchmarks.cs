@@ -39,7 +39,7 @@ public class DeviceGemmBenchmarks
     public void Setup()
     {
         _be = CudaDevice.Backend;
-        if (_be.Cublas is null) throw new InvalidOperationException($"no cuBLAS to compare with: {_be.MatrixEngine}");
+        if (_be.Diagnostics.Cublas is null) throw new InvalidOperationException($"no cuBLAS to compare with: {_be.MatrixEngine}");
         (_m, _n, _k) = Parse(Shape);
         _a = _be.Empty(_m, _k);
         _b = _be.Empty(_k, _n);
@@ -52,7 +52,7 @@ public class DeviceGemmBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
-        _be.ForceKernelMatrixOps = false;
+        _be.Diagnostics.ForceKernelMatrixOps = false;
         foreach (var t in new[] { _a, _b, _c }) t.Dispose();
     }
 
@@ -61,8 +61,8 @@ public class DeviceGemmBenchmarks
     public void CublasDirect()
     {
         _be.Accelerator.Bind();
-        CudaStatus.CheckCublas(Cublas.cublasSgemm_v2(_be.Cublas!.Handle, CublasOperation.N, CublasOperation.N, _n, _m, _k, 1f,
-            _be.DevicePointer(_b), _n, _be.DevicePointer(_a), _k, 0f, _be.DevicePointer(_c), _n), nameof(Cublas.cublasSgemm_v2));
+        CudaStatus.CheckCublas(Cublas.cublasSgemm_v2(_be.Diagnostics.Cublas!.Handle, CublasOperation.N, CublasOperation.N, _n, _m, _k, 1f,
+            _be.Diagnostics.DevicePointer(_b), _n, _be.Diagnostics.DevicePointer(_a), _k, 0f, _be.Diagnostics.DevicePointer(_c), _n), nameof(Cublas.cublasSgemm_v2));
         CudaDevice.Synchronize();
     }
 
@@ -76,7 +76,7 @@ public class DeviceGemmBenchmarks
     [Benchmark(Description = "ILGPU tiled kernel")]
     public void TiledKernel()
     {
-        _be.ForceKernelMatrixOps = true;
+        _be.Diagnostics.ForceKernelMatrixOps = true;
         try
         {
             _be.Gemm(_a, false, _b, false, _c);
@@ -84,7 +84,7 @@ public class DeviceGemmBenchmarks
         }
         finally
         {
-            _be.ForceKernelMatrixOps = false;
+            _be.Diagnostics.ForceKernelMatrixOps = false;
         }
     }
 

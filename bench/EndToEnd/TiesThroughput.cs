@@ -75,7 +75,7 @@ public static class TiesThroughput
         Console.WriteLine($"plain read: {read.Elapsed.TotalSeconds:F2} s = {readRate:F0} MB/s");
         Console.WriteLine($"{method} merge: {merge.Elapsed.TotalSeconds:F2} s = {mergeRate:F0} MB/s of input (load {report.LoadSeconds:F2} s, compute {report.ComputeSeconds:F2} s, write {report.WriteSeconds:F2} s)");
         if (backend is TaskMerge.Engine.Tensors.Ilgpu.IlgpuBackend gpu)
-            Console.WriteLine($"uploads: {gpu.Staging.PinnedUploads} through pinned slots, {gpu.Staging.PlainUploads} plain; {gpu.Staging.PinnedBytes / 1e6:F0} MB pinned{(gpu.Staging.Unavailable is { } why ? $" (pinned staging off: {why})" : "")}");
+            Console.WriteLine($"uploads: {gpu.Diagnostics.Staging.PinnedUploads} through pinned slots, {gpu.Diagnostics.Staging.PlainUploads} plain; {gpu.Diagnostics.Staging.PinnedBytes / 1e6:F0} MB pinned{(gpu.Diagnostics.Staging.Unavailable is { } why ? $" (pinned staging off: {why})" : "")}");
         Console.WriteLine($"ratio merge/read: {mergeRate / readRate:F3}");
         return 0;
     }

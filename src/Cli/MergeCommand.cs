@@ -64,6 +64,8 @@ internal static class MergeCommand
                 stdout.WriteLine($"taskmerge: {plan.Method.Name}, {plan.Experts.Count} expert(s), {plan.Tensors.Count} tensors, {Units.Bytes(plan.BytesToRead)} to read, ~{Units.Bytes(plan.EstimatedPeakBytes)} peak memory, device {merge.Backend.Name}");
                 if (merge.CudaNote is not null && verbose) stdout.WriteLine($"  (cuda not used: {merge.CudaNote})");
             }
+            if (merge.CudaNote is not null && !verbose && BackendFactory.IsDeviceFailure(merge.CudaNote))
+                stderr.WriteLine($"taskmerge: CUDA device present but not used, running on the CPU: {merge.CudaNote}");
             var report = ConsoleProgress.Run(stdout, stderr, q, progress => merge.Run(outPath, progress));
             if (!q)
             {

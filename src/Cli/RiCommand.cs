@@ -37,6 +37,8 @@ internal static class RiCommand
                 stdout.WriteLine($"taskmerge ri: {plan.Experts.Count} expert(s), device {backend.Name}");
                 if (note is not null && parse.GetValue<bool>("--verbose")) stdout.WriteLine($"  (cuda not used: {note})");
             }
+            if (note is not null && !parse.GetValue<bool>("--verbose") && BackendFactory.IsDeviceFailure(note))
+                stderr.WriteLine($"taskmerge: CUDA device present but not used, running on the CPU: {note}");
             var dirs = ConsoleProgress.Run(stdout, stderr, q, progress => RiExport.Run(plan, outPath, backend, progress), barsOnStderr: true);
             if (!q)
                 foreach (var d in dirs) stdout.WriteLine($"wrote {d}");

@@ -25,15 +25,15 @@ public static class ArceeFusionKernels
         double sumT = 0, sumB = 0;
         for (int j = 0; j < rowLength; j++)
         {
-            sumT += Math.Exp(tuned[o + j] - maxT);
-            sumB += Math.Exp(based[o + j] - maxB);
+            sumT += NnMath.Exp(tuned[o + j] - maxT);
+            sumB += NnMath.Exp(based[o + j] - maxB);
         }
         double kl = 0;
         for (int j = 0; j < rowLength; j++)
         {
-            double p = Math.Exp(tuned[o + j] - maxT) / sumT + SoftmaxEpsilon;
-            double q = Math.Exp(based[o + j] - maxB) / sumB + SoftmaxEpsilon;
-            kl += p * Math.Log(p / q);
+            double p = NnMath.Exp(tuned[o + j] - maxT) / sumT + SoftmaxEpsilon;
+            double q = NnMath.Exp(based[o + j] - maxB) / sumB + SoftmaxEpsilon;
+            kl += p * RandomKernels.Log(p / q);
         }
         for (int j = 0; j < rowLength; j++)
         {

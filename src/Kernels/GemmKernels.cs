@@ -19,6 +19,8 @@ public struct GemmShape
     public float Alpha;
     /// <summary>Scale of the old C; 0 means C is not read.</summary>
     public float Beta;
+    /// <summary>First row of C this launch computes (launches are split into bands of rows to respect the grid-Y limit).</summary>
+    public int RowOffset;
 }
 
 /// <summary>Dimensions and scalars of y ← alpha·op(A)·x + beta·y for a stored Rows×Cols row-major A.</summary>
@@ -47,21 +49,22 @@ public static class GemmKernels
 
     /// <summary>
     /// Shared-memory tiled SGEMM: group (gx, gy) computes the tile×tile block of C at rows
-    /// gy·tile.., columns gx·tile.., staging tile×tile blocks of op(A) and op(B) per step along K.
-    /// Launch with grid (⌈N/tile⌉, ⌈M/tile⌉) and group (tile, tile).
+    /// RowOffset + gy·tile.., columns gx·tile.., staging tile×tile blocks of op(A) and op(B) per step along K.
+    /// Launch with grid (⌈N/tile⌉, rows/tile) and group (tile, tile), in bands of at most the device's
+    /// grid-Y limit (65 535 on CUDA) of tile rows, each with its RowOffset. Addresses are 64-bit.
     /// </summary>
     public static void Sgemm(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s)
     {
         var aTile = SharedMemory.Allocate<float>(MaxTile * MaxTile);
         var bTile = SharedMemory.Allocate<float>(MaxTile * MaxTile);
         int tile = Group.DimX, tx = Group.IdxX, ty = Group.IdxY;
-        int row = Grid.IdxY * tile + ty, col = Grid.IdxX * tile + tx;
+        int row = s.RowOffset + Grid.IdxY * tile + ty, col = Grid.IdxX * tile + tx;
         float acc = 0f;
         for (int k0 = 0; k0 < s.K; k0 += tile)
         {
             int ka = k0 + tx, kb = k0 + ty;
-            aTile[ty * MaxTile + tx] = row < s.M && ka < s.K ? (s.TransA != 0 ? a[ka * s.Lda + row] : a[row * s.Lda + ka]) : 0f;
-            bTile[ty * MaxTile + tx] = kb < s.K && col < s.N ? (s.TransB != 0 ? b[col * s.Ldb + kb] : b[kb * s.Ldb + col]) : 0f;
+            aTile[ty * MaxTile + tx] = row < s.M && ka < s.K ? (s.TransA != 0 ? a[(long)ka * s.Lda + row] : a[(long)row * s.Lda + ka]) : 0f;
+            bTile[ty * MaxTile + tx] = kb < s.K && col < s.N ? (s.TransB != 0 ? b[(long)col * s.Ldb + kb] : b[(long)kb * s.Ldb + col]) : 0f;
             Group.Barrier();
             int steps = s.K - k0 < tile ? s.K - k0 : tile;
             for (int p = 0; p < steps; p++) acc += aTile[ty * MaxTile + p] * bTile[p * MaxTile + tx];
@@ -69,7 +72,7 @@ public static class GemmKernels
         }
         if (row < s.M && col < s.N)
         {
-            int at = row * s.Ldc + col;
+            long at = (long)row * s.Ldc + col;
             c[at] = s.Alpha * acc + (s.Beta == 0f ? 0f : s.Beta * c[at]);
         }
     }

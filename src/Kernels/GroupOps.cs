@@ -13,54 +13,54 @@ internal static class GroupOps
     public const int MaxGroupSize = 256;
 
     /// <summary>Σ of <paramref name="value"/> over the group, returned to every thread.</summary>
-    public static double Sum(double value)
-    {
-        var shared = SharedMemory.Allocate<double>(MaxGroupSize);
-        int t = Group.IdxX;
-        shared[t] = value;
-        Group.Barrier();
-        for (int s = Group.DimX / 2; s > 0; s >>= 1)
-        {
-            if (t < s) shared[t] += shared[t + s];
-            Group.Barrier();
-        }
-        double total = shared[0];
-        Group.Barrier();
-        return total;
-    }
+    public static double Sum(double value) => Tree<double, AddDouble>(value);
 
     /// <summary>Σ of <paramref name="value"/> over the group, returned to every thread.</summary>
-    public static int Sum(int value)
-    {
-        var shared = SharedMemory.Allocate<int>(MaxGroupSize);
-        int t = Group.IdxX;
-        shared[t] = value;
-        Group.Barrier();
-        for (int s = Group.DimX / 2; s > 0; s >>= 1)
-        {
-            if (t < s) shared[t] += shared[t + s];
-            Group.Barrier();
-        }
-        int total = shared[0];
-        Group.Barrier();
-        return total;
-    }
+    public static int Sum(int value) => Tree<int, AddInt>(value);
 
     /// <summary>Maximum of <paramref name="value"/> over the group, returned to every thread.</summary>
-    public static uint Max(uint value)
+    public static uint Max(uint value) => Tree<uint, MaxUInt>(value);
+
+    /// <summary>An associative combine of two values; a struct so ILGPU inlines it into <see cref="Tree{T, TCombine}"/>.</summary>
+    public interface ICombine<T> where T : unmanaged
     {
-        var shared = SharedMemory.Allocate<uint>(MaxGroupSize);
+        /// <summary>The combination of <paramref name="a"/> (lower thread) and <paramref name="b"/> (higher thread).</summary>
+        T Combine(T a, T b);
+    }
+
+    private readonly struct AddDouble : ICombine<double>
+    {
+        public double Combine(double a, double b) => a + b;
+    }
+
+    private readonly struct AddInt : ICombine<int>
+    {
+        public int Combine(int a, int b) => a + b;
+    }
+
+    private readonly struct MaxUInt : ICombine<uint>
+    {
+        public uint Combine(uint a, uint b) => b > a ? b : a;
+    }
+
+    /// <summary>
+    /// The group's values folded pairwise in shared memory, halving the active threads each step
+    /// (thread t combines t and t + s), returned to every thread.
+    /// </summary>
+    public static T Tree<T, TCombine>(T value) where T : unmanaged where TCombine : struct, ICombine<T>
+    {
+        var shared = SharedMemory.Allocate<T>(MaxGroupSize);
         int t = Group.IdxX;
         shared[t] = value;
         Group.Barrier();
         for (int s = Group.DimX / 2; s > 0; s >>= 1)
         {
-            if (t < s && shared[t + s] > shared[t]) shared[t] = shared[t + s];
+            if (t < s) shared[t] = default(TCombine).Combine(shared[t], shared[t + s]);
             Group.Barrier();
         }
-        uint max = shared[0];
+        T total = shared[0];
         Group.Barrier();
-        return max;
+        return total;
     }
 
     /// <summary>

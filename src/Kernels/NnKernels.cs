@@ -228,7 +228,7 @@ public static class NnKernels
         double sum = 0;
         for (int c = 0; c < cols; c++)
         {
-            float e = MathF.Exp(dst[o + c] - max);
+            float e = NnMath.ExpF(dst[o + c] - max);
             dst[o + c] = e;
             sum += e;
         }

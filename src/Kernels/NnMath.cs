@@ -1,12 +1,62 @@
+using ILGPU;
+
 namespace TaskMerge.Kernels;
 
 /// <summary>
 /// Scalar functions of the NN ops, shared by the ILGPU kernels and their CPU twins so both round
-/// the same way. Written without arrays or calls other than <see cref="Math.Exp"/> so ILGPU can
-/// compile them for any accelerator.
+/// the same way. Written from + − × ÷, comparisons and bit casts only (<see cref="Exp"/> included), so
+/// ILGPU compiles them for any accelerator without a device math library, and ILGPU's CPU accelerator,
+/// which runs the .NET code of a kernel, executes exactly the arithmetic the GPU does (up to the
+/// multiply-add contraction ptxas may apply). Measured error bounds: <c>bench/results/device-math-ulp.md</c>.
 /// </summary>
 public static class NnMath
 {
+    private const double Log2E = 1.4426950408889634074;
+    private const double Ln2Hi = 6.93147180369123816490e-01; // ln 2 rounded to 21 significant bits: k·Ln2Hi is exact for |k| < 2¹¹
+    private const double Ln2Lo = 1.90821492927058770002e-10; // ln 2 − Ln2Hi
+    private const double OverflowAbove = 709.782712893384; // the double just above ln(double.MaxValue)
+    private const double UnderflowBelow = -745.1332191019412; // below it e^x rounds to 0
+    private const double TwoToMinus64 = 5.421010862427522170e-20;
+
+    /// <summary>
+    /// e^x in double precision: x = k·ln 2 + r with k the nearest integer to x/ln 2 and |r| ≤ ½ ln 2
+    /// (ln 2 split in two parts so k·ln 2 loses nothing), e^r by its Taylor series to r¹³ in Horner form
+    /// (truncation below 5·10⁻¹⁸ relative), then scaled by 2ᵏ built from its bit pattern (in two steps
+    /// for subnormal results, so they are rounded once). NaN gives NaN, +∞ and x past overflow +∞,
+    /// −∞ and x past underflow +0.
+    /// </summary>
+    public static double Exp(double x)
+    {
+        if (!(x < OverflowAbove)) return double.IsNaN(x) ? x : double.PositiveInfinity;
+        if (x < UnderflowBelow) return 0.0;
+        double t = x * Log2E;
+        int k = (int)(t < 0 ? t - 0.5 : t + 0.5);
+        double r = (x - k * Ln2Hi) - k * Ln2Lo;
+        double p = 1.0 / 6227020800;
+        p = p * r + 1.0 / 479001600;
+        p = p * r + 1.0 / 39916800;
+        p = p * r + 1.0 / 3628800;
+        p = p * r + 1.0 / 362880;
+        p = p * r + 1.0 / 40320;
+        p = p * r + 1.0 / 5040;
+        p = p * r + 1.0 / 720;
+        p = p * r + 1.0 / 120;
+        p = p * r + 1.0 / 24;
+        p = p * r + 1.0 / 6;
+        p = p * r + 0.5;
+        p = p * r + 1.0;
+        p = p * r + 1.0;
+        if (k > 1023) return p * 2.0 * TwoTo(k - 1);
+        if (k < -1022) return p * TwoTo(k + 64) * TwoToMinus64;
+        return p * TwoTo(k);
+    }
+
+    /// <summary>e^x in single precision: <see cref="Exp"/> of the widened value, rounded once to float.</summary>
+    public static float ExpF(float x) => (float)Exp(x);
+
+    /// <summary>2ᵏ for −1022 ≤ k ≤ 1023, from its exponent bits.</summary>
+    private static double TwoTo(int k) => Interop.IntAsFloat((ulong)(k + 1023) << 52);
+
     private const double OneOverSqrtPi = 5.6418958354775628695e-1;
     private const double OneOverSqrt2 = 0.70710678118654752440;
 
@@ -51,9 +101,9 @@ public static class NnMath
                           + 6.05183413124413191e-2) * z + 2.33520497626869185e-3;
             r = (OneOverSqrtPi - z * num / den) / y;
         }
-        double ysq = Math.Truncate(y * 16.0) / 16.0;
+        double ysq = (int)(y * 16.0) / 16.0; // y < 6, so the cast truncates exactly
         double del = (y - ysq) * (y + ysq);
-        double erfc = Math.Exp(-ysq * ysq) * Math.Exp(-del) * r;
+        double erfc = Exp(-ysq * ysq) * Exp(-del) * r;
         double e = 0.5 - erfc + 0.5;
         return x < 0 ? -e : e;
     }
@@ -75,7 +125,7 @@ public static class NnMath
     public static float QuickGelu(float x)
     {
         float t = 1.702f * x;
-        float s = 1f / (1f + MathF.Exp(-t));
+        float s = 1f / (1f + ExpF(-t));
         return x * s;
     }
 
@@ -84,14 +134,14 @@ public static class NnMath
     {
         double d = x;
         double cdf = 0.5 * (1.0 + Erf(d * OneOverSqrt2));
-        double pdf = Math.Exp(-0.5 * d * d) * 0.3989422804014327; // 1/√(2π)
+        double pdf = Exp(-0.5 * d * d) * 0.3989422804014327; // 1/√(2π)
         return (float)(cdf + d * pdf);
     }
 
     /// <summary>QuickGELU derivative σ(1.702x)·(1 + 1.702x·(1 − σ(1.702x))), in double and rounded once.</summary>
     public static float QuickGeluGrad(float x)
     {
-        double t = 1.702 * x, s = 1.0 / (1.0 + Math.Exp(-t));
+        double t = 1.702 * x, s = 1.0 / (1.0 + Exp(-t));
         return (float)(s * (1.0 + t * (1.0 - s)));
     }
 
@@ -101,7 +151,7 @@ public static class NnMath
         double d = x, a = Math.Abs(d);
         if (a < 1e-4) return (float)(d - d * d * d / 3.0);
         if (a > 20.0) return x > 0 ? 1f : -1f;
-        double e = Math.Exp(-2.0 * a);
+        double e = Exp(-2.0 * a);
         double t = (1.0 - e) / (1.0 + e);
         return (float)(d < 0 ? -t : t);
     }

@@ -21,37 +21,45 @@ public static class ReduceKernels
     public static int ChunkCount(long length) => (int)((length + ChunkSize - 1) / ChunkSize);
 
     /// <summary>partials[g] ← Σ x over chunk g.</summary>
-    public static void SumPartials(ArrayView<float> x, ArrayView<double> partials)
-    {
-        ChunkBounds(x, out int start, out int end);
-        double acc = 0;
-        for (int i = start + Group.IdxX; i < end; i += Group.DimX) acc += x[i];
-        Store(partials, GroupOps.Sum(acc));
-    }
+    public static void SumPartials(ArrayView<float> x, ArrayView<double> partials) => ChunkSum<Identity>(x, partials);
 
     /// <summary>partials[g] ← Σ |x| over chunk g.</summary>
-    public static void SumAbsPartials(ArrayView<float> x, ArrayView<double> partials)
-    {
-        ChunkBounds(x, out int start, out int end);
-        double acc = 0;
-        for (int i = start + Group.IdxX; i < end; i += Group.DimX)
-        {
-            float v = x[i];
-            acc += v < 0f ? -v : v;
-        }
-        Store(partials, GroupOps.Sum(acc));
-    }
+    public static void SumAbsPartials(ArrayView<float> x, ArrayView<double> partials) => ChunkSum<Magnitude>(x, partials);
 
     /// <summary>partials[g] ← Σ x² over chunk g (squares formed in float64).</summary>
-    public static void SumSquaresPartials(ArrayView<float> x, ArrayView<double> partials)
+    public static void SumSquaresPartials(ArrayView<float> x, ArrayView<double> partials) => ChunkSum<Square>(x, partials);
+
+    /// <summary>The float64 term one element adds to a chunk sum; a struct so ILGPU inlines it.</summary>
+    private interface ITerm
+    {
+        double Of(float v);
+    }
+
+    private readonly struct Identity : ITerm
+    {
+        public double Of(float v) => v;
+    }
+
+    private readonly struct Magnitude : ITerm
+    {
+        public double Of(float v) => v < 0f ? -v : v;
+    }
+
+    private readonly struct Square : ITerm
+    {
+        public double Of(float v)
+        {
+            double d = v;
+            return d * d;
+        }
+    }
+
+    /// <summary>partials[g] ← Σ TTerm(x) over chunk g: thread t adds elements t, t + DimX, … in order, then the group tree.</summary>
+    private static void ChunkSum<TTerm>(ArrayView<float> x, ArrayView<double> partials) where TTerm : struct, ITerm
     {
         ChunkBounds(x, out int start, out int end);
         double acc = 0;
-        for (int i = start + Group.IdxX; i < end; i += Group.DimX)
-        {
-            double v = x[i];
-            acc += v * v;
-        }
+        for (int i = start + Group.IdxX; i < end; i += Group.DimX) acc += default(TTerm).Of(x[i]);
         Store(partials, GroupOps.Sum(acc));
     }
 
@@ -116,36 +124,5 @@ public static class ReduceKernels
     private static void Store(ArrayView<double> partials, double value)
     {
         if (Group.IsFirstThread) partials[Grid.IdxX] = value;
-    }
-}
-
-/// <summary>Layout of a <see cref="PairDotKernels.BlockPairDot"/> launch.</summary>
-public struct BlockDotShape
-{
-    /// <summary>Number of stacked x vectors.</summary>
-    public int Nx;
-    /// <summary>Number of stacked y vectors.</summary>
-    public int Ny;
-    /// <summary>Elements per block.</summary>
-    public int BlockLength;
-    /// <summary>Elements per vector (the stride between stacked vectors).</summary>
-    public long Length;
-}
-
-/// <summary>Dot products of every (x, y) pair per block, for AWD's per-row and per-tensor Grams.</summary>
-public static class PairDotKernels
-{
-    /// <summary>
-    /// Thread t = (block·Nx + i)·Ny + j writes Σ over the block's elements of xᵢ·yⱼ, accumulated in
-    /// float64 in element order; x and y hold the vectors stacked with stride Length.
-    /// </summary>
-    public static void BlockPairDot(Index1D t, ArrayView<float> x, ArrayView<float> y, BlockDotShape s, ArrayView<double> dst)
-    {
-        int pair = t % (s.Nx * s.Ny), block = t / (s.Nx * s.Ny);
-        int i = pair / s.Ny, j = pair % s.Ny;
-        long xo = i * s.Length + (long)block * s.BlockLength, yo = j * s.Length + (long)block * s.BlockLength;
-        double acc = 0;
-        for (int e = 0; e < s.BlockLength; e++) acc += (double)x[xo + e] * y[yo + e];
-        dst[t] = acc;
     }
 }

@@ -21,6 +21,9 @@ public sealed class MergeReport
     /// <summary>Device the merge ran on.</summary>
     public string Device { get; }
 
+    /// <summary>What ran the ops and which CUDA libraries were loaded (<see cref="BackendEngines.Of"/>); empty when not known.</summary>
+    public IReadOnlyDictionary<string, object> Engines { get; init; } = new Dictionary<string, object>();
+
     /// <summary>Seconds spent planning (header reads and validation).</summary>
     public double PlanSeconds { get; set; }
 
@@ -80,6 +83,7 @@ public sealed class MergeReport
                 ["parameters"] = new JsonObject(e.Parameters.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)JsonValue.Create(Methods.MergeParameters.Describe(p.Value))))),
             }).ToArray()),
             ["device"] = Device,
+            ["engines"] = ToNode(Engines.ToDictionary(e => e.Key, e => e.Value)),
             ["compute_dtype"] = _plan.ComputeDType.TorchName(),
             ["out_dtype"] = _plan.OutDType?.TorchName(),
             ["random_seed"] = _plan.Options.RandomSeed is { } s ? JsonValue.Create(s) : null,

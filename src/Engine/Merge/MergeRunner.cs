@@ -46,7 +46,7 @@ public static class MergeRunner
     private static MergeReport Run(MergePlan plan, string outDir, string writeDir, IBackend backend, IMergeProgress progress, TimeSpan planTime, CancellationToken ct)
     {
         var total = Stopwatch.StartNew();
-        var report = new MergeReport(plan, backend.Name) { PlanSeconds = planTime.TotalSeconds };
+        var report = new MergeReport(plan, backend.Name) { Engines = BackendEngines.Of(backend), PlanSeconds = planTime.TotalSeconds };
         foreach (var w in plan.Warnings) progress.Warn(w);
 
         using var writer = new SafetensorsWriter(writeDir,

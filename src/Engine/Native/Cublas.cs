@@ -11,21 +11,12 @@ internal enum CublasFillMode { Lower = 0, Upper = 1 }
 /// <summary>cublasMath_t.</summary>
 internal enum CublasMath { Default = 0, Tf32TensorOp = 3 }
 
-/// <summary>cudaDataType_t, the element types the engine uses.</summary>
-internal enum CudaDataType { R32F = 0, R16F = 2, R16BF = 14 }
-
-/// <summary>cublasComputeType_t.</summary>
-internal enum CublasComputeType { Compute32F = 68, Compute32FFastTf32 = 77 }
-
 /// <summary>
 /// cuBLAS v2 entry points (column-major; device pointers; alpha/beta on the host). Every call
 /// returns a cublasStatus_t for <see cref="CudaStatus.CheckCublas"/>.
 /// </summary>
 internal static partial class Cublas
 {
-    /// <summary>cublasGemmAlgo_t CUBLAS_GEMM_DEFAULT.</summary>
-    public const int GemmDefault = -1;
-
     static Cublas() => CudaLibraries.EnsureResolver();
 
     [LibraryImport(CudaLibraries.CublasImportName)]
@@ -43,11 +34,6 @@ internal static partial class Cublas
     [LibraryImport(CudaLibraries.CublasImportName)]
     public static partial int cublasSgemm_v2(IntPtr handle, CublasOperation transa, CublasOperation transb,
         int m, int n, int k, in float alpha, IntPtr a, int lda, IntPtr b, int ldb, in float beta, IntPtr c, int ldc);
-
-    [LibraryImport(CudaLibraries.CublasImportName)]
-    public static partial int cublasGemmEx(IntPtr handle, CublasOperation transa, CublasOperation transb,
-        int m, int n, int k, in float alpha, IntPtr a, CudaDataType aType, int lda, IntPtr b, CudaDataType bType, int ldb,
-        in float beta, IntPtr c, CudaDataType cType, int ldc, CublasComputeType computeType, int algo);
 
     [LibraryImport(CudaLibraries.CublasImportName)]
     public static partial int cublasSsyrk_v2(IntPtr handle, CublasFillMode uplo, CublasOperation trans,

@@ -11,7 +11,9 @@ internal enum CusolverEigMode { NoVector = 0, Vector = 1 }
 /// are host outputs). Matrices are column-major with a leading dimension: a row-major m×n array is
 /// the column-major n×m matrix of the same memory. Every call returns a cusolverStatus_t for
 /// <see cref="CudaStatus.CheckCusolver"/>; the factorisation's own result (0, or the non-converged /
-/// non-positive minor count) is written to devInfo on the device.
+/// non-positive minor count) is written to devInfo on the device. Only the float64 routines are bound:
+/// the device backend factorises in float64 (<see cref="TaskMerge.Engine.Tensors.Ilgpu.CusolverSession"/>);
+/// <c>Dgesvd</c> and the gesvdj queries serve the solver benchmarks.
 /// </summary>
 internal static partial class Cusolver
 {
@@ -27,46 +29,10 @@ internal static partial class Cusolver
     public static partial int cusolverDnSetStream(IntPtr handle, IntPtr stream);
 
     [LibraryImport(CudaLibraries.CusolverImportName)]
-    public static partial int cusolverDnSsyevd_bufferSize(IntPtr handle, CusolverEigMode jobz, CublasFillMode uplo,
-        int n, IntPtr a, int lda, IntPtr w, out int lwork);
-
-    [LibraryImport(CudaLibraries.CusolverImportName)]
-    public static partial int cusolverDnSsyevd(IntPtr handle, CusolverEigMode jobz, CublasFillMode uplo,
-        int n, IntPtr a, int lda, IntPtr w, IntPtr work, int lwork, IntPtr devInfo);
-
-    [LibraryImport(CudaLibraries.CusolverImportName)]
-    public static partial int cusolverDnSpotrf_bufferSize(IntPtr handle, CublasFillMode uplo, int n, IntPtr a, int lda, out int lwork);
-
-    [LibraryImport(CudaLibraries.CusolverImportName)]
-    public static partial int cusolverDnSpotrf(IntPtr handle, CublasFillMode uplo, int n, IntPtr a, int lda,
-        IntPtr work, int lwork, IntPtr devInfo);
-
-    [LibraryImport(CudaLibraries.CusolverImportName)]
-    public static partial int cusolverDnSpotrs(IntPtr handle, CublasFillMode uplo, int n, int nrhs, IntPtr a, int lda,
-        IntPtr b, int ldb, IntPtr devInfo);
-
-    [LibraryImport(CudaLibraries.CusolverImportName)]
     public static partial int cusolverDnCreateGesvdjInfo(out IntPtr info);
 
     [LibraryImport(CudaLibraries.CusolverImportName)]
     public static partial int cusolverDnDestroyGesvdjInfo(IntPtr info);
-
-    [LibraryImport(CudaLibraries.CusolverImportName)]
-    public static partial int cusolverDnSgesvdj_bufferSize(IntPtr handle, CusolverEigMode jobz, int econ, int m, int n,
-        IntPtr a, int lda, IntPtr s, IntPtr u, int ldu, IntPtr v, int ldv, out int lwork, IntPtr info);
-
-    [LibraryImport(CudaLibraries.CusolverImportName)]
-    public static partial int cusolverDnSgesvdj(IntPtr handle, CusolverEigMode jobz, int econ, int m, int n,
-        IntPtr a, int lda, IntPtr s, IntPtr u, int ldu, IntPtr v, int ldv, IntPtr work, int lwork, IntPtr devInfo, IntPtr info);
-
-    [LibraryImport(CudaLibraries.CusolverImportName)]
-    public static partial int cusolverDnSgesvd_bufferSize(IntPtr handle, int m, int n, out int lwork);
-
-    [LibraryImport(CudaLibraries.CusolverImportName)]
-    public static partial int cusolverDnSgesvd(IntPtr handle, sbyte jobu, sbyte jobvt, int m, int n,
-        IntPtr a, int lda, IntPtr s, IntPtr u, int ldu, IntPtr vt, int ldvt, IntPtr work, int lwork, IntPtr rwork, IntPtr devInfo);
-
-    // ---- float64 variants used by the device backend (IBackend factorises in float64). ----
 
     [LibraryImport(CudaLibraries.CusolverImportName)]
     public static partial int cusolverDnDsyevd_bufferSize(IntPtr handle, CusolverEigMode jobz, CublasFillMode uplo,

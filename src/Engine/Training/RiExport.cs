@@ -28,7 +28,7 @@ public static class RiExport
         {
             Inputs = MergeOutput.Inputs(plan), Overwrite = plan.Options.Overwrite, PlannedBytes = PlannedBytes(plan), ModelSubdirectories = true,
         });
-        var report = new MergeReport(plan, backend.Name);
+        var report = new MergeReport(plan, backend.Name) { Engines = BackendEngines.Of(backend) };
         progress ??= NullProgress.Instance;
         foreach (var w in plan.Warnings) progress.Warn(w);
         var adapted = ri.Adapt(MergeRunner.PrepareContext(plan, backend, plan.Options.RandomSeed ?? 0, report.MethodReport, progress, outDir));

@@ -78,6 +78,8 @@ public class MergeCommandTests
         var report = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "merge_report.json")))!;
         Assert.Equal((long)report["bytes_to_read_planned"]!, (long)report["bytes_read"]!);
         Assert.Equal(m.Tensors.Sum(t => t.ByteLength), (long)report["bytes_written"]!);
+        Assert.Equal("CPU backend (SIMD GEMM)", (string)report["engines"]!["matrix_engine"]!);
+        Assert.EndsWith("float64", (string)report["engines"]!["linear_algebra_engine"]!);
 
         using var baseM = ModelSource.Open(Example("zoo/base"));
         var experts = Enumerable.Range(0, 4).Select(i => ModelSource.Open(Example($"zoo/expert_{i}"))).ToArray();

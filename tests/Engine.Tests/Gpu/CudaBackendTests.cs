@@ -50,6 +50,8 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
     {
         var gpu = fixture.Require();
         output.WriteLine($"{gpu.Name}; matrix ops: {gpu.MatrixEngine}; factorisations: {gpu.LinearAlgebraEngine}");
+        foreach (var (library, detail) in CudaLibraries.Describe()) output.WriteLine($"{library}: {detail}");
+        output.WriteLine($"kernels loaded at creation: {gpu.Diagnostics.LoadedKernels.Count}");
         Assert.Matches(@"^cuda:0 \(.+, [0-9.]+ GiB\)$", gpu.Name);
     }
 
@@ -227,11 +229,40 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
         AssertGemm(gpu, _cpu, 1024, 768, 768, transA, transB, 0.5f, 2f, 1e-5, 21);
     }
 
+    /// <summary>
+    /// m ≠ n ≠ k, all odd and none a multiple of a tile, every transpose, on cuBLAS and on the tiled kernel.
+    /// Tolerance 1e-5 of max(|C_ij|, 1): the CPU sums the k ≤ 1025 float32 products in order, the device in
+    /// another order and with FMA contraction (cuBLAS blocking/split-k), so entries differ by a rounding
+    /// random walk of about √k·2⁻²⁴ ≈ 2·10⁻⁶ of the terms' magnitude, a fifth of the tolerance.
+    /// </summary>
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void GemmOfOddUnequalShapesMatchesCpu(bool transA, bool transB)
+    {
+        var gpu = fixture.Require();
+        foreach (bool kernel in new[] { false, true })
+        {
+            gpu.Diagnostics.ForceKernelMatrixOps = kernel;
+            try
+            {
+                AssertGemm(gpu, _cpu, 517, 263, 1025, transA, transB, 1f, 0f, 1e-5, 27);
+                AssertGemm(gpu, _cpu, 33, 1001, 7, transA, transB, -0.5f, 1.5f, 1e-5, 28);
+            }
+            finally
+            {
+                gpu.Diagnostics.ForceKernelMatrixOps = false;
+            }
+        }
+    }
+
     [Fact]
     public void TiledGemmKernelMatchesCpuOnTheGpu()
     {
         var gpu = fixture.Require();
-        gpu.ForceKernelMatrixOps = true;
+        gpu.Diagnostics.ForceKernelMatrixOps = true;
         try
         {
             AssertGemm(gpu, _cpu, 300, 200, 170, false, true, 1f, 0.5f, 1e-5, 22);
@@ -241,7 +272,7 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
         }
         finally
         {
-            gpu.ForceKernelMatrixOps = false;
+            gpu.Diagnostics.ForceKernelMatrixOps = false;
         }
     }
 
@@ -295,16 +326,16 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
         var sources = Enumerable.Range(0, 4).Select(i => RandomValues(rows * cols, 80 + i)).ToArray();
         using var w = Load(gpu, RandomValues(cols * cols, 90), cols, cols);
         using var product = gpu.Empty(rows, cols);
-        long pinnedBefore = gpu.Staging.PinnedUploads;
+        long pinnedBefore = gpu.Diagnostics.Staging.PinnedUploads;
         var sw = Stopwatch.StartNew();
         var checks = StageOnALoaderThread(gpu, tensors, i => sources[i % 4], [rows, cols], t =>
         {
             for (int k = 0; k < 20; k++) gpu.Gemm(t, false, w, false, product);
         });
         output.WriteLine($"{tensors} staged uploads of {rows}x{cols} with 20 GEMMs each: {sw.Elapsed.TotalMilliseconds:F0} ms; " +
-            $"pinned {gpu.Staging.PinnedUploads - pinnedBefore}, plain {gpu.Staging.PlainUploads}, {gpu.Staging.PinnedBytes >> 20} MiB pinned, {gpu.Staging.Unavailable ?? "pinned staging on"}");
-        Assert.Null(gpu.Staging.Unavailable);
-        Assert.Equal(tensors, gpu.Staging.PinnedUploads - pinnedBefore);
+            $"pinned {gpu.Diagnostics.Staging.PinnedUploads - pinnedBefore}, plain {gpu.Diagnostics.Staging.PlainUploads}, {gpu.Diagnostics.Staging.PinnedBytes >> 20} MiB pinned, {gpu.Diagnostics.Staging.Unavailable ?? "pinned staging on"}");
+        Assert.Null(gpu.Diagnostics.Staging.Unavailable);
+        Assert.Equal(tensors, gpu.Diagnostics.Staging.PinnedUploads - pinnedBefore);
         foreach (var (i, values) in checks) AssertBitEqual(sources[i % 4], values, $"staged tensor {i}");
     }
 
@@ -376,15 +407,22 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
         Assert.Equal(0, gpu.CachedBytes);
     }
 
+    /// <summary>
+    /// Attention's shapes (QKᵀ: 50×50 over k = 64 per head, batch 128·12) and odd ones with m ≠ n ≠ k.
+    /// Tolerance 1e-5 of max(|C_ij|, 1): k ≤ 64 float32 products, summed in another order and with FMA
+    /// contraction on the device, differ by a few ulps of the terms (≈ √64·2⁻²⁴ ≈ 5·10⁻⁷).
+    /// </summary>
     [Theory]
-    [InlineData(false, false)]
-    [InlineData(false, true)]
-    [InlineData(true, false)]
-    [InlineData(true, true)]
-    public void GemmStridedBatchedOfAttentionShapesMatchesCpu(bool transA, bool transB)
+    [InlineData(false, false, 1536, 50, 64, 50)]
+    [InlineData(false, true, 1536, 50, 50, 64)]
+    [InlineData(true, false, 1536, 50, 64, 50)]
+    [InlineData(true, true, 1536, 50, 64, 50)]
+    [InlineData(false, false, 7, 37, 19, 53)]
+    [InlineData(true, true, 7, 37, 19, 53)]
+    [InlineData(false, true, 9, 21, 45, 11)]
+    public void GemmStridedBatchedOfAttentionAndOddShapesMatchesCpu(bool transA, bool transB, int batch, int m, int n, int k)
     {
         var gpu = fixture.Require();
-        const int batch = 128 * 12, m = 50, n = 64, k = 50;
         int[] aShape = transA ? [batch, k, m] : [batch, m, k], bShape = transB ? [batch, n, k] : [batch, k, n];
         float[] a = RandomValues(batch * m * k, 60), b = RandomValues(batch * k * n, 61), c0 = RandomValues(batch * m * n, 62);
         using var ca = _cpu.Wrap((float[])a.Clone(), aShape);
@@ -396,7 +434,7 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
         using var db = Load(gpu, b, bShape);
         foreach (bool kernel in new[] { false, true })
         {
-            gpu.ForceKernelMatrixOps = kernel;
+            gpu.Diagnostics.ForceKernelMatrixOps = kernel;
             try
             {
                 using var dc = Load(gpu, c0, batch, m, n);
@@ -405,139 +443,55 @@ public sealed class CudaBackendTests(CudaFixture fixture, ITestOutputHelper outp
             }
             finally
             {
-                gpu.ForceKernelMatrixOps = false;
+                gpu.Diagnostics.ForceKernelMatrixOps = false;
             }
         }
     }
 
+    /// <summary>
+    /// The float64 cuSOLVER routines production runs (Dsyevd, Dgesvdj, Dpotrf + Dpotrs, through the backend's
+    /// ops) on the tridiagonal (−1, 2, −1) matrix of odd order, whose eigenvalues 2 − 2cos(jπ/(n+1)) are
+    /// known in closed form, so the reference is analytic rather than the CPU backend. Tolerances: the
+    /// factorisation is float64 but input and output are float32, so the bound is a few float32 ulps of
+    /// the largest eigenvalue (≈ 4): 1e-5 absolute; the solve's residual is bounded by cond(T) ≈ 0.4·n²
+    /// times float32 rounding of x, 1e-3 relative.
+    /// </summary>
     [Fact]
-    public void CublasGemmExAndStridedBatchedMatchCpu()
+    public void CusolverFloat64RoutinesReproduceAKnownSpectrumAndSolve()
     {
         var gpu = fixture.Require();
-        var cublas = gpu.Cublas;
-        if (cublas is null) Assert.Skip($"cuBLAS unavailable: {gpu.MatrixEngine}");
-        const int m = 64, n = 48, k = 32, batch = 3;
-        float[] a = RandomValues(batch * m * k, 40), b = RandomValues(batch * k * n, 41);
-        using var da = Load(gpu, a, batch, m, k);
-        using var db = Load(gpu, b, batch, k, n);
-        using var dc = gpu.Zeros(batch, m, n);
-        float one = 1f, zero = 0f;
-
-        // Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: B first, dimensions (n, m, k).
-        CudaStatus.CheckCublas(Cublas.cublasGemmEx(cublas.Handle, CublasOperation.N, CublasOperation.N, n, m, k, one,
-            gpu.DevicePointer(db), CudaDataType.R32F, n, gpu.DevicePointer(da), CudaDataType.R32F, k, zero,
-            gpu.DevicePointer(dc), CudaDataType.R32F, n, CublasComputeType.Compute32F, Cublas.GemmDefault), nameof(Cublas.cublasGemmEx));
-        float[] c = dc.ToArray();
-        AssertClose(CpuProduct(a, b, 0), c[..(m * n)], 1e-5, "gemmEx", 1.0);
-
-        CudaStatus.CheckCublas(Cublas.cublasSgemmStridedBatched(cublas.Handle, CublasOperation.N, CublasOperation.N, n, m, k, one,
-            gpu.DevicePointer(db), n, (long)k * n, gpu.DevicePointer(da), k, (long)m * k, zero,
-            gpu.DevicePointer(dc), n, (long)m * n, batch), nameof(Cublas.cublasSgemmStridedBatched));
-        c = dc.ToArray();
-        for (int i = 0; i < batch; i++)
-            AssertClose(CpuProduct(a, b, i), c[(i * m * n)..((i + 1) * m * n)], 1e-5, $"strided batch {i}", 1.0);
-
-        float[] CpuProduct(float[] aa, float[] bb, int i)
+        if (!gpu.LinearAlgebraEngine.StartsWith("cuSOLVER", StringComparison.Ordinal)) Assert.Skip(gpu.LinearAlgebraEngine);
+        const int n = 45;
+        var t = new float[n * n];
+        for (int i = 0; i < n; i++)
         {
-            using var ta = _cpu.Wrap(aa[(i * m * k)..((i + 1) * m * k)], m, k);
-            using var tb = _cpu.Wrap(bb[(i * k * n)..((i + 1) * k * n)], k, n);
-            using var tc = _cpu.Zeros(m, n);
-            _cpu.Gemm(ta, false, tb, false, tc);
-            return tc.ToArray();
+            t[i * n + i] = 2f;
+            if (i > 0) t[i * n + i - 1] = t[(i - 1) * n + i] = -1f;
         }
-    }
+        double[] eigen = Enumerable.Range(1, n).Select(j => 2 - 2 * Math.Cos(j * Math.PI / (n + 1))).ToArray();
 
-    [Fact]
-    public void CusolverFactorsSolvesAndDecomposesKnownMatrices()
-    {
-        var gpu = fixture.Require();
-        if (!CudaLibraries.TryLoadCusolver(out string detail)) Assert.Skip(detail);
-        var accelerator = (CudaAccelerator)gpu.Accelerator;
-        accelerator.Bind();
-        CudaStatus.CheckCusolver(Cusolver.cusolverDnCreate(out IntPtr handle), nameof(Cusolver.cusolverDnCreate));
-        try
-        {
-            CudaStatus.CheckCusolver(Cusolver.cusolverDnSetStream(handle, ((CudaStream)accelerator.DefaultStream).StreamPtr),
-                nameof(Cusolver.cusolverDnSetStream));
-            const int n = 32;
-            // Tridiagonal (−1, 2, −1): eigenvalues 2 − 2cos(jπ/(n+1)), j = 1..n; symmetric positive definite.
-            var t = new float[n * n];
+        using var a = Load(gpu, t, n, n);
+        using var w = gpu.Empty(n);
+        using var vectors = gpu.Empty(n, n);
+        gpu.SymmetricEigen(a, w, vectors);
+        AssertClose(eigen.Select(e => (float)e).ToArray(), w.ToArray(), 1e-5, "Dsyevd eigenvalues", 1.0);
+
+        using var u = gpu.Empty(n, n);
+        using var s = gpu.Empty(n);
+        using var vt = gpu.Empty(n, n);
+        gpu.Svd(a, u, s, vt);
+        AssertClose(eigen.Reverse().Select(e => (float)e).ToArray(), s.ToArray(), 1e-5, "Dgesvdj singular values", 1.0);
+
+        const int rows = 7;
+        float[] rhs = RandomValues(rows * n, 50);
+        using var b = Load(gpu, rhs, rows, n);
+        Assert.True(gpu.CholeskySolve(a, 0, b));
+        float[] x = b.ToArray();
+        for (int r = 0; r < rows; r++)
             for (int i = 0; i < n; i++)
             {
-                t[i * n + i] = 2f;
-                if (i > 0) t[i * n + i - 1] = t[(i - 1) * n + i] = -1f;
+                double residual = 2.0 * x[r * n + i] - (i > 0 ? x[r * n + i - 1] : 0) - (i < n - 1 ? x[r * n + i + 1] : 0);
+                Assert.Equal(rhs[r * n + i], residual, 1e-3);
             }
-            double[] eigen = Enumerable.Range(1, n).Select(j => 2 - 2 * Math.Cos(j * Math.PI / (n + 1))).ToArray();
-            using var info = accelerator.Allocate1D<int>(1);
-
-            // potrf + potrs: solve T·x = rhs.
-            float[] rhs = RandomValues(n, 50);
-            using var a = Load(gpu, t, n, n);
-            using var bx = Load(gpu, rhs);
-            CudaStatus.CheckCusolver(Cusolver.cusolverDnSpotrf_bufferSize(handle, CublasFillMode.Lower, n, gpu.DevicePointer(a), n, out int lwork),
-                nameof(Cusolver.cusolverDnSpotrf_bufferSize));
-            using (var work = gpu.Empty(Math.Max(lwork, 1)))
-            {
-                CudaStatus.CheckCusolver(Cusolver.cusolverDnSpotrf(handle, CublasFillMode.Lower, n, gpu.DevicePointer(a), n,
-                    gpu.DevicePointer(work), lwork, info.NativePtr), nameof(Cusolver.cusolverDnSpotrf));
-                CudaStatus.CheckCusolver(Cusolver.cusolverDnSpotrs(handle, CublasFillMode.Lower, n, 1, gpu.DevicePointer(a), n,
-                    gpu.DevicePointer(bx), n, info.NativePtr), nameof(Cusolver.cusolverDnSpotrs));
-            }
-            Assert.Equal(0, info.GetAsArray1D()[0]);
-            float[] x = bx.ToArray();
-            for (int i = 0; i < n; i++)
-            {
-                double r = 2.0 * x[i] - (i > 0 ? x[i - 1] : 0) - (i < n - 1 ? x[i + 1] : 0);
-                Assert.Equal(rhs[i], r, 1e-3);
-            }
-
-            // syevd: eigenvalues ascending.
-            using var s = Load(gpu, t, n, n);
-            using var w = gpu.Empty(n);
-            CudaStatus.CheckCusolver(Cusolver.cusolverDnSsyevd_bufferSize(handle, CusolverEigMode.NoVector, CublasFillMode.Lower, n,
-                gpu.DevicePointer(s), n, gpu.DevicePointer(w), out lwork), nameof(Cusolver.cusolverDnSsyevd_bufferSize));
-            using (var work = gpu.Empty(Math.Max(lwork, 1)))
-                CudaStatus.CheckCusolver(Cusolver.cusolverDnSsyevd(handle, CusolverEigMode.NoVector, CublasFillMode.Lower, n,
-                    gpu.DevicePointer(s), n, gpu.DevicePointer(w), gpu.DevicePointer(work), lwork, info.NativePtr), nameof(Cusolver.cusolverDnSsyevd));
-            Assert.Equal(0, info.GetAsArray1D()[0]);
-            AssertClose(eigen.Select(e => (float)e).ToArray(), w.ToArray(), 1e-4, "syevd eigenvalues", 1.0);
-
-            // gesvdj and gesvd: singular values (descending) of an SPD matrix are its eigenvalues.
-            float[] singular = eigen.Reverse().Select(e => (float)e).ToArray();
-            using var u = gpu.Empty(n, n);
-            using var v = gpu.Empty(n, n);
-            using var sv = gpu.Empty(n);
-            CudaStatus.CheckCusolver(Cusolver.cusolverDnCreateGesvdjInfo(out IntPtr jInfo), nameof(Cusolver.cusolverDnCreateGesvdjInfo));
-            try
-            {
-                using var j = Load(gpu, t, n, n);
-                CudaStatus.CheckCusolver(Cusolver.cusolverDnSgesvdj_bufferSize(handle, CusolverEigMode.Vector, 0, n, n, gpu.DevicePointer(j), n,
-                    gpu.DevicePointer(sv), gpu.DevicePointer(u), n, gpu.DevicePointer(v), n, out lwork, jInfo), nameof(Cusolver.cusolverDnSgesvdj_bufferSize));
-                using var work = gpu.Empty(Math.Max(lwork, 1));
-                CudaStatus.CheckCusolver(Cusolver.cusolverDnSgesvdj(handle, CusolverEigMode.Vector, 0, n, n, gpu.DevicePointer(j), n,
-                    gpu.DevicePointer(sv), gpu.DevicePointer(u), n, gpu.DevicePointer(v), n, gpu.DevicePointer(work), lwork, info.NativePtr, jInfo),
-                    nameof(Cusolver.cusolverDnSgesvdj));
-            }
-            finally
-            {
-                Cusolver.cusolverDnDestroyGesvdjInfo(jInfo);
-            }
-            Assert.Equal(0, info.GetAsArray1D()[0]);
-            AssertClose(singular, sv.ToArray(), 1e-4, "gesvdj singular values", 1.0);
-
-            using var g = Load(gpu, t, n, n);
-            using var rwork = gpu.Empty(n);
-            CudaStatus.CheckCusolver(Cusolver.cusolverDnSgesvd_bufferSize(handle, n, n, out lwork), nameof(Cusolver.cusolverDnSgesvd_bufferSize));
-            using (var work = gpu.Empty(Math.Max(lwork, 1)))
-                CudaStatus.CheckCusolver(Cusolver.cusolverDnSgesvd(handle, (sbyte)'N', (sbyte)'N', n, n, gpu.DevicePointer(g), n, gpu.DevicePointer(sv),
-                    gpu.DevicePointer(u), n, gpu.DevicePointer(v), n, gpu.DevicePointer(work), lwork, gpu.DevicePointer(rwork), info.NativePtr),
-                    nameof(Cusolver.cusolverDnSgesvd));
-            Assert.Equal(0, info.GetAsArray1D()[0]);
-            AssertClose(singular, sv.ToArray(), 1e-4, "gesvd singular values", 1.0);
-        }
-        finally
-        {
-            Cusolver.cusolverDnDestroy(handle);
-        }
     }
 }

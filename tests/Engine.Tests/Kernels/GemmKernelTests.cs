@@ -23,6 +23,19 @@ public sealed class GemmKernelTests(IlgpuCpuFixture fixture)
     [Fact]
     public void GemmCoversManyTilesAndEmptyK()
     {
+        // Bands of 2 tile rows per launch, as a GEMM taller than 65 535 tiles is split on CUDA.
+        var diagnostics = fixture.Device.Diagnostics;
+        int limit = diagnostics.GemmGridRows;
+        diagnostics.GemmGridRows = 2;
+        try
+        {
+            AssertGemm(_device, _cpu, 77, 30, 25, false, true, 1f, 1f, 1e-6, 86);
+            AssertGemm(_device, _cpu, 77, 31, 9, true, false, 0.5f, 0f, 1e-6, 87);
+        }
+        finally
+        {
+            diagnostics.GemmGridRows = limit;
+        }
         AssertGemm(_device, _cpu, 20, 30, 25, false, true, 1f, 1f, 1e-6, 82);
         AssertGemm(_device, _cpu, 3, 4, 0, false, false, 1f, 0.5f, 1e-6, 83);
     }

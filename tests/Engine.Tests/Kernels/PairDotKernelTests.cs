@@ -26,6 +26,19 @@ public sealed class PairDotKernelTests(IlgpuCpuFixture fixture)
         var cpu = RunOn(fixture.Cpu);
         var dev = RunOn(fixture.Device);
         for (int i = 0; i < cpu.Length; i++) Assert.Equal(cpu[i], dev[i], 1e-12);
+
+        // Vectors too long to stack into one buffer take one launch per pair, with the same layout and sums.
+        var diagnostics = fixture.Device.Diagnostics;
+        diagnostics.MaxStackedElements = length;
+        try
+        {
+            var perPair = RunOn(fixture.Device);
+            Assert.Equal(dev, perPair);
+        }
+        finally
+        {
+            diagnostics.MaxStackedElements = int.MaxValue;
+        }
     }
 }
 

@@ -75,6 +75,7 @@ public sealed class PtxCompileTests
         }
         var dir = Directory.CreateTempSubdirectory("tm-ptx-");
         var problems = new List<string>();
+        var rows = new List<string>(); // TASKMERGE_PTXAS_TABLE=FILE writes the rows of bench/results/ptxas-resources.md
         try
         {
             foreach (var arch in new[] { "SM_80", "SM_90" })
@@ -89,10 +90,20 @@ public sealed class PtxCompileTests
                         if (m.Groups[1].Value != "0" || m.Groups[2].Value != "0") problems.Add($"{name}: spills ({m.Value})");
                     foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(log, @"(\d+) bytes smem"))
                         if (long.Parse(m.Groups[1].Value) > 48 * 1024) problems.Add($"{name}: {m.Value} above the 48 KiB static limit");
+                    rows.Add($"| {kernel.DeclaringType!.Name}.{kernel.Name} | {arch.ToLowerInvariant()} | {Number(log, @"Used (\d+) registers")} | {Number(log, @"(\d+) bytes smem")} | "
+                             + $"{Number(log, @"(\d+) bytes stack frame")} | {Number(log, @"(\d+) bytes spill stores")}/{Number(log, @"(\d+) bytes spill loads")} |");
                 }
         }
         finally { dir.Delete(recursive: true); }
+        if (Environment.GetEnvironmentVariable("TASKMERGE_PTXAS_TABLE") is { Length: > 0 } table)
+            File.WriteAllLines(table, rows.OrderBy(r => r, StringComparer.Ordinal));
         Assert.True(problems.Count == 0, string.Join("\n", problems));
+    }
+
+    private static string Number(string log, string pattern)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(log, pattern);
+        return m.Success ? m.Groups[1].Value : "0";
     }
 
     private static (int Exit, string Log) RunPtxas(string ptxas, string arch, string file)
@@ -122,6 +133,27 @@ public sealed class PtxCompileTests
         try { truncate = CompilePtx(typeof(PtxCompileTests).GetMethod(nameof(ProbeTruncateKernel), BindingFlags.NonPublic | BindingFlags.Static)!, "SM_90", plain); }
         catch (Exception e) { Assert.Contains("intrinsic", e.ToString()); return; }
         Assert.Matches(@"\.extern\s+\.func", truncate);
+    }
+
+    /// <summary>
+    /// The kernels with exp, erf, tanh or log build in a plain CUDA context, without ILGPU.Algorithms' software
+    /// intrinsics, and call nothing external: their math is NnMath's own + − × ÷, which the CPU accelerator runs
+    /// as written, so the simulator tests measure the device arithmetic.
+    /// </summary>
+    [Theory]
+    [InlineData("NnKernels.Gelu")]
+    [InlineData("NnKernels.QuickGelu")]
+    [InlineData("NnKernels.Tanh")]
+    [InlineData("NnKernels.SoftmaxRows")]
+    [InlineData("NnKernels.GeluBackward")]
+    [InlineData("NnKernels.QuickGeluBackward")]
+    [InlineData("ArceeFusionKernels.Importance")]
+    [InlineData("RandomKernels.FillNormal")]
+    public void Transcendental_kernels_need_no_software_intrinsics(string kernel)
+    {
+        var method = Kernels().Single(k => k.DeclaringType!.Name + "." + k.Name == kernel);
+        string ptx = CompilePtx(method, "SM_90", () => Context.Create(builder => builder.Cuda()));
+        Assert.DoesNotMatch(@"\.extern\s+\.func", ptx);
     }
 
     internal static string CompilePtx(MethodInfo method, string arch, Func<Context>? createContext = null)

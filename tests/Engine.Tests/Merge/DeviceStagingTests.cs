@@ -52,20 +52,20 @@ public sealed class DeviceStagingTests(IlgpuCpuFixture fixture)
     {
         using var device = new IlgpuBackend(fixture.Device.Accelerator);
         StageFromAnotherThreadAndCheck(device, 60);
-        Assert.True(device.Staging.PinnedUploads > 0);
-        Assert.Equal(60 / Shapes.Length + 1, device.Staging.PlainUploads);
-        Assert.True(device.Staging.PinnedBytes <= device.Staging.BudgetBytes);
+        Assert.True(device.Diagnostics.Staging.PinnedUploads > 0);
+        Assert.Equal(60 / Shapes.Length + 1, device.Diagnostics.Staging.PlainUploads);
+        Assert.True(device.Diagnostics.Staging.PinnedBytes <= device.Diagnostics.Staging.BudgetBytes);
     }
 
     [Fact]
     public void PastThePinnedBudgetUploadsGoThePlainWayAndStillArrive()
     {
         using var device = new IlgpuBackend(fixture.Device.Accelerator);
-        device.Staging.BudgetBytes = 64 << 10;
+        device.Diagnostics.Staging.BudgetBytes = 64 << 10;
         StageFromAnotherThreadAndCheck(device, 40);
-        Assert.True(device.Staging.PinnedUploads > 0, "small tensors still fit the budget");
-        Assert.True(device.Staging.PlainUploads > 40 / Shapes.Length + 1, "the 60 000- and 70 000-element tensors do not");
-        Assert.True(device.Staging.PinnedBytes <= 64 << 10);
+        Assert.True(device.Diagnostics.Staging.PinnedUploads > 0, "small tensors still fit the budget");
+        Assert.True(device.Diagnostics.Staging.PlainUploads > 40 / Shapes.Length + 1, "the 60 000- and 70 000-element tensors do not");
+        Assert.True(device.Diagnostics.Staging.PinnedBytes <= 64 << 10);
     }
 
     [Fact]
@@ -74,11 +74,11 @@ public sealed class DeviceStagingTests(IlgpuCpuFixture fixture)
         using var device = new IlgpuBackend(fixture.Device.Accelerator);
         var source = Values([100, 100], 1);
         device.Stage([100, 100], v => source.CopyTo(v)).Take().Dispose();
-        long held = device.Staging.PinnedBytes;
+        long held = device.Diagnostics.Staging.PinnedBytes;
         device.Stage([100, 100], v => source.CopyTo(v)).Dispose();
         using var again = device.Stage([90, 100], v => source.AsSpan(0, 9000).CopyTo(v)).Take();
-        Assert.Equal(held, device.Staging.PinnedBytes);
-        Assert.Equal(3, device.Staging.PinnedUploads);
+        Assert.Equal(held, device.Diagnostics.Staging.PinnedBytes);
+        Assert.Equal(3, device.Diagnostics.Staging.PinnedUploads);
         Assert.Equal(source[..9000], again.ToArray());
     }
 
@@ -101,7 +101,7 @@ public sealed class DeviceStagingTests(IlgpuCpuFixture fixture)
         using var device = new IlgpuBackend(fixture.Device.Accelerator);
         Assert.Throws<IOException>(() => device.Stage([1000], _ => throw new IOException("read failed")));
         device.Stage([1000], v => v.Fill(3f)).Take().Dispose();
-        Assert.Equal(DevicePool.Capacity(1000) * sizeof(float), device.Staging.PinnedBytes);
+        Assert.Equal(DevicePool.Capacity(1000) * sizeof(float), device.Diagnostics.Staging.PinnedBytes);
     }
 
     [Fact]
@@ -148,11 +148,11 @@ public sealed class DeviceStagingTests(IlgpuCpuFixture fixture)
         File.WriteAllText(config, $"base_model: {dir}/base\n" + method.Replace("{m1}", $"{dir}/m1").Replace("{m2}", $"{dir}/m2"));
 
         using var device = new IlgpuBackend(fixture.Device.Accelerator, new ManagedDeviceSolver());
-        device.Staging.BudgetBytes = budget;
+        device.Diagnostics.Staging.BudgetBytes = budget;
         var expected = Merge(config, Path.Combine(dir, "cpu"), fixture.Cpu);
         var actual = Merge(config, Path.Combine(dir, "device"), device);
-        Assert.True(device.Staging.PinnedUploads > 0);
-        Assert.Equal(budget < HostStaging.DefaultBudgetBytes, device.Staging.PlainUploads > 0);
+        Assert.True(device.Diagnostics.Staging.PinnedUploads > 0);
+        Assert.Equal(budget < HostStaging.DefaultBudgetBytes, device.Diagnostics.Staging.PlainUploads > 0);
         foreach (string n in names)
             AssertClose(expected[n], actual[n], 2e-5, n, floor: expected[n].Max(MathF.Abs));
     }

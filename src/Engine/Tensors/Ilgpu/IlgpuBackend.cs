@@ -21,7 +21,7 @@ namespace TaskMerge.Engine.Tensors.Ilgpu;
 /// first. One other thread may <see cref="Stage"/> uploads meanwhile; they travel on a copy stream
 /// of their own (<see cref="HostStaging"/>).
 /// </summary>
-public sealed partial class IlgpuBackend : IBackend
+public sealed partial class IlgpuBackend : IBackend, IDeviceDiagnostics
 {
     private readonly Context? _ownedContext;
     private readonly Accelerator _accelerator;
@@ -32,11 +32,13 @@ public sealed partial class IlgpuBackend : IBackend
     private readonly IDeviceSolver? _solver;
     private readonly HostStaging _staging;
     private readonly int _groupSize, _gemmTile;
+    private int _gemmGridRows;
+    private long _maxStackedElements = int.MaxValue;
     private MemoryBuffer1D<double, Stride1D.Dense>? _doublePartials;
     private MemoryBuffer1D<uint, Stride1D.Dense>? _uintPartials;
     private MemoryBuffer1D<int, Stride1D.Dense>? _histogram, _chunkCounts, _flag;
     private MemoryBuffer1D<float, Stride1D.Dense>? _weights;
-    private bool _disposed;
+    private bool _disposed, _forceKernelMatrixOps;
 
     /// <summary>
     /// A backend on <paramref name="accelerator"/>, which the caller keeps ownership of.
@@ -52,15 +54,21 @@ public sealed partial class IlgpuBackend : IBackend
     internal IlgpuBackend(Accelerator accelerator, IDeviceSolver solver)
         : this(accelerator, ownedContext: null, ownsAccelerator: false, allowTf32: false, solver) { }
 
-    private IlgpuBackend(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator, bool allowTf32, IDeviceSolver? solver)
+    /// <summary>A backend whose kernel loads call <paramref name="beforeKernelLoad"/> first (tests inject a compile failure this way).</summary>
+    internal IlgpuBackend(Accelerator accelerator, Action<System.Reflection.MethodInfo> beforeKernelLoad)
+        : this(accelerator, ownedContext: null, ownsAccelerator: false, allowTf32: false, solver: null, beforeKernelLoad) { }
+
+    private IlgpuBackend(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator, bool allowTf32, IDeviceSolver? solver,
+        Action<System.Reflection.MethodInfo>? beforeKernelLoad = null)
     {
         _accelerator = accelerator;
         _ownedContext = ownedContext;
         _ownsAccelerator = ownsAccelerator;
         _pool = new DevicePool(accelerator);
-        _kernels = new IlgpuKernels(accelerator);
+        _kernels = new IlgpuKernels(accelerator, beforeKernelLoad);
         _groupSize = 1 << BitOperations.Log2((uint)Math.Min(ReduceKernels.MaxGroupSize, accelerator.MaxNumThreadsPerGroup));
         _gemmTile = Math.Min(GemmKernels.MaxTile, (int)Math.Sqrt(accelerator.MaxNumThreadsPerGroup));
+        _gemmGridRows = Math.Min(65_535, accelerator.MaxGridSize.Y);
         if (accelerator is CudaAccelerator cuda)
         {
             double gib = cuda.MemorySize / (double)(1L << 30);
@@ -100,12 +108,11 @@ public sealed partial class IlgpuBackend : IBackend
             if (context.GetCudaDevices().Count == 0)
             {
                 context.Dispose();
-                reason = "no CUDA device found";
+                reason = NoDeviceReason;
                 return null;
             }
             accelerator = context.CreateCudaAccelerator(0);
-            reason = "";
-            return new IlgpuBackend(accelerator, context, ownsAccelerator: true, allowTf32, solver: null);
+            return WithKernelsLoaded(new IlgpuBackend(accelerator, context, ownsAccelerator: true, allowTf32, solver: null), out reason);
         }
         catch (Exception e)
         {
@@ -116,18 +123,51 @@ public sealed partial class IlgpuBackend : IBackend
         }
     }
 
+    /// <summary>
+    /// <paramref name="backend"/> once every kernel is compiled and loaded (so a kernel the device cannot
+    /// build fails now, before any input is read), or null, the backend disposed, with the failing kernel
+    /// and the compiler's message in <paramref name="reason"/>.
+    /// </summary>
+    internal static IlgpuBackend? WithKernelsLoaded(IlgpuBackend backend, out string reason)
+    {
+        try
+        {
+            backend._kernels.LoadAll();
+            reason = "";
+            return backend;
+        }
+        catch (KernelLoadException e)
+        {
+            backend.Dispose();
+            reason = e.Message;
+            return null;
+        }
+    }
+
+    /// <summary>The start of <see cref="TryCreateCuda"/>'s reason on a machine without a CUDA driver.</summary>
+    internal const string NoDriverReason = "CUDA driver not found";
+
+    /// <summary><see cref="TryCreateCuda"/>'s reason where the driver loads but lists no device.</summary>
+    internal const string NoDeviceReason = "no CUDA device found";
+
     private static bool CudaDriverLoads(out string reason)
     {
         string[] names = OperatingSystem.IsWindows() ? ["nvcuda.dll"] : ["libcuda.so.1", "libcuda.so"];
+        string? first = null;
         foreach (string name in names)
         {
-            if (NativeLibrary.TryLoad(name, out _))
+            try
             {
+                NativeLibrary.Load(name);
                 reason = "";
                 return true;
             }
+            catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
+            {
+                first ??= Native.NativeLibraryProbe.LoaderMessage(e.Message, name);
+            }
         }
-        reason = $"CUDA driver not found: could not load {string.Join(" or ", names)}";
+        reason = $"{NoDriverReason}: could not load {string.Join(" or ", names)} ({first})";
         return false;
     }
 
@@ -145,16 +185,24 @@ public sealed partial class IlgpuBackend : IBackend
 
     internal Accelerator Accelerator => _accelerator;
 
-    /// <summary>The cuBLAS session behind the matrix ops, if any (for calls the backend does not wrap).</summary>
-    internal CublasSession? Cublas => _cublas;
+    /// <summary>Device-level access for tests and benchmarks (<see cref="IDeviceDiagnostics"/>).</summary>
+    internal IDeviceDiagnostics Diagnostics => this;
 
-    /// <summary>The device address of a tensor's first element.</summary>
-    internal IntPtr DevicePointer(Tensor t) => Pointer(t);
+    CublasSession? IDeviceDiagnostics.Cublas => _cublas;
 
-    /// <summary>Routes GEMM/SYRK/GEMV to the ILGPU kernels even where cuBLAS is available (to test them on a GPU).</summary>
-    internal bool ForceKernelMatrixOps { get; set; }
+    IntPtr IDeviceDiagnostics.DevicePointer(Tensor t) => Pointer(t);
 
-    private bool UseCublas => _cublas is not null && !ForceKernelMatrixOps;
+    bool IDeviceDiagnostics.ForceKernelMatrixOps { get => _forceKernelMatrixOps; set => _forceKernelMatrixOps = value; }
+
+    HostStaging IDeviceDiagnostics.Staging => _staging;
+
+    IReadOnlyCollection<string> IDeviceDiagnostics.LoadedKernels => _kernels.Loaded;
+
+    int IDeviceDiagnostics.GemmGridRows { get => _gemmGridRows; set => _gemmGridRows = value; }
+
+    long IDeviceDiagnostics.MaxStackedElements { get => _maxStackedElements; set => _maxStackedElements = value; }
+
+    private bool UseCublas => _cublas is not null && !_forceKernelMatrixOps;
 
     /// <inheritdoc />
     public Tensor Empty(params int[] shape) => new(this, shape, _pool.Rent(ElementCount(shape)));
@@ -190,9 +238,6 @@ public sealed partial class IlgpuBackend : IBackend
     /// <inheritdoc />
     /// <remarks>Through <see cref="HostStaging"/>: pinned slots and a non-blocking copy stream.</remarks>
     public StagedTensor Stage(int[] shape, HostFill fill) => _staging.Stage(shape, fill);
-
-    /// <summary>Host→device staging: budget, slot memory and how many uploads took which path.</summary>
-    internal HostStaging Staging => _staging;
 
     /// <inheritdoc />
     public float[] DetachToHost(Tensor t)
@@ -293,16 +338,30 @@ public sealed partial class IlgpuBackend : IBackend
                 for (int j = 0; j < ny; j++) dst[i * ny + j] = Dot(xs[i], ys[j]);
             return;
         }
-        using var x = Stack(xs, length);
-        using var y = ReferenceEquals(xs, ys) ? null : Stack(ys, length);
         using var result = _accelerator.Allocate1D<double>(outputs);
-        _kernels.BlockPairDot(outputs, View(x), View(y ?? x), new BlockDotShape { Nx = nx, Ny = ny, BlockLength = blockLength, Length = length }, result.View);
-        result.AsArrayView<double>(0, outputs).CopyToCPU(dst[..outputs]);
+        if (Math.Max(nx, ny) * length <= _maxStackedElements)
+        {
+            using var x = Stack(xs, length);
+            using var y = ReferenceEquals(xs, ys) ? null : Stack(ys, length);
+            _kernels.BlockPairDot(outputs, View(x), View(y ?? x), new BlockDotShape { Nx = nx, Ny = ny, BlockLength = blockLength, Length = length }, result.View);
+            result.AsArrayView<double>(0, outputs).CopyToCPU(dst[..outputs]);
+            return;
+        }
+        // The stacked vectors would not fit one buffer: one launch per pair on the tensors themselves.
+        var perPair = new double[blocks];
+        var shape = new BlockDotShape { Nx = 1, Ny = 1, BlockLength = blockLength, Length = length };
+        for (int i = 0; i < nx; i++)
+            for (int j = 0; j < ny; j++)
+            {
+                _kernels.BlockPairDot(blocks, View(xs[i]), View(ys[j]), shape, result.View.SubView(0, blocks));
+                result.AsArrayView<double>(0, blocks).CopyToCPU(perPair.AsSpan());
+                for (int block = 0; block < blocks; block++) dst[(block * nx + i) * ny + j] = perPair[block];
+            }
     }
 
     private Tensor Stack(IReadOnlyList<Tensor> ts, long length)
     {
-        var stacked = Empty(checked((int)(ts.Count * length)));
+        var stacked = Empty((int)(ts.Count * length));
         for (int i = 0; i < ts.Count; i++) View(ts[i]).CopyTo(View(stacked).SubView(i * length, length));
         return stacked;
     }
@@ -499,9 +558,13 @@ public sealed partial class IlgpuBackend : IBackend
             M = m, N = n, K = k, Lda = a.Cols, Ldb = b.Cols, Ldc = n,
             TransA = transA ? 1 : 0, TransB = transB ? 1 : 0, Alpha = alpha, Beta = beta,
         };
-        int t = _gemmTile;
-        var config = new KernelConfig(new Index2D((n + t - 1) / t, (m + t - 1) / t), new Index2D(t, t));
-        _kernels.Sgemm(config, View(a), View(b), View(c), shape);
+        int t = _gemmTile, tileRows = (m + t - 1) / t;
+        for (int first = 0; first < tileRows; first += _gemmGridRows)
+        {
+            int band = Math.Min(_gemmGridRows, tileRows - first);
+            shape.RowOffset = first * t;
+            _kernels.Sgemm(new KernelConfig(new Index2D((n + t - 1) / t, band), new Index2D(t, t)), View(a), View(b), View(c), shape);
+        }
     }
 
     /// <inheritdoc />
