@@ -23,7 +23,7 @@ internal interface IDeviceDiagnostics
     int GemmGridRows { get; set; }
 
     /// <summary>
-    /// Largest buffer (elements) <see cref="IBackend.BlockDot"/> stacks its vectors into, int.MaxValue (one
+    /// Largest buffer (elements) <see cref="IMergeOps.BlockDot"/> stacks its vectors into, int.MaxValue (one
     /// device buffer); beyond it BlockDot runs one launch per pair. Tests lower it to take that path.
     /// </summary>
     long MaxStackedElements { get; set; }
