@@ -29,7 +29,7 @@ public static class ModelDirectoryFiles
         JsonNode? root;
         try
         {
-            using var fs = File.OpenRead(srcConfigJson);
+            using var fs = RegularFile.OpenRead(srcConfigJson, p);
             root = JsonNode.Parse(fs, documentOptions: new JsonDocumentOptions
             {
                 AllowTrailingCommas = true,

@@ -88,15 +88,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         if (LooksLikePickle(path))
             throw new BadInputException($"{p}: PyTorch pickle checkpoints are not loaded; only safetensors is supported (convert it to .safetensors first)");
 
-        FileStream fs;
-        try
-        {
-            fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BadInputException($"{p}: cannot open: {OneLine(e.Message)}", e);
-        }
+        FileStream fs = RegularFile.OpenRead(path, p);
 
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;
