@@ -270,6 +270,7 @@ public sealed partial class ModelSource : IDisposable
     private static Dictionary<string, string> ReadWeightMap(string ip, string indexPath)
     {
         byte[] bytes = ReadAllBytes(indexPath, ip);
+        JsonSurrogates.Check(bytes, ip);
         JsonDocument doc;
         try
         {

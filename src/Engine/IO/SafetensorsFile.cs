@@ -160,6 +160,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         {
             throw new BadInputException($"{p}: header is not valid UTF-8 (at byte {8 + (e.Index < 0 ? 0 : e.Index)})");
         }
+        JsonSurrogates.Check(header, $"{p}: header", 8);
         if (header[0] != (byte)'{')
             throw new BadInputException($"{p}: header is not a JSON object (it must start with '{{')");
 

@@ -215,11 +215,7 @@ public sealed class AwdMethod : IMergeMethod
         public static Options From(MergeParameters p)
         {
             string baseMethod = p.String("base_method");
-            var exclude = p.List("exclude_keys").Select(pattern =>
-            {
-                try { return new Regex(pattern, RegexOptions.CultureInvariant); }
-                catch (ArgumentException e) { throw new BadInputException($"awd: exclude_keys entry '{pattern}' is not a valid regular expression: {e.Message}"); }
-            }).ToArray();
+            var exclude = p.List("exclude_keys").Select(pattern => KeyPatterns.Compile(pattern)).ToArray();
             return new Options(
                 Enum.Parse<AwdGranularity>(p.String("granularity"), ignoreCase: true),
                 Enum.Parse<AwdOptimizer>(p.String("optimizer"), ignoreCase: true),
@@ -232,9 +228,7 @@ public sealed class AwdMethod : IMergeMethod
         public bool Includes(string name, ReadOnlySpan<int> shape)
         {
             if (shape.Length != 2 || shape[0] == 0 || shape[1] == 0) return false;
-            foreach (var r in Exclude)
-                if (r.IsMatch(name)) return false;
-            return true;
+            return !KeyPatterns.AnyMatch(Exclude, name);
         }
     }
 }

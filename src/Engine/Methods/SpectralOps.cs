@@ -39,16 +39,7 @@ internal static class SpectralOps
         var shape = g.Shape;
         if (shape.Length != 2 || shape[0] == 0 || shape[1] == 0) return false;
         foreach (string pattern in g.Parameters.List("exclude_keys"))
-        {
-            try
-            {
-                if (Regex.IsMatch(g.Name, pattern, RegexOptions.CultureInvariant)) return false;
-            }
-            catch (RegexParseException e)
-            {
-                throw new BadInputException($"parameter 'exclude_keys': '{pattern}' is not a valid regular expression ({e.Error})");
-            }
-        }
+            if (KeyPatterns.IsMatch(KeyPatterns.Compile(pattern), g.Name)) return false;
         return true;
     }
 

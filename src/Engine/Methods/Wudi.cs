@@ -251,30 +251,14 @@ public sealed partial class WudiMethod : IMergeMethod
         {
             if (!ReferenceEquals(_excludeFor, p))
             {
-                _exclude = p.List("exclude_keys").Select(CompileExclude).ToArray();
+                _exclude = p.List("exclude_keys").Select(pattern => KeyPatterns.Compile(pattern)).ToArray();
                 _excludeFor = p;
             }
             return _exclude;
         }
     }
 
-    private static Regex CompileExclude(string pattern)
-    {
-        try
-        {
-            return new Regex(pattern, RegexOptions.CultureInvariant);
-        }
-        catch (ArgumentException e)
-        {
-            throw new BadInputException($"parameter 'exclude_keys': '{pattern}' is not a valid regular expression ({e.Message})");
-        }
-    }
-
-    private static bool IsExcluded(Regex[] exclude, string name)
-    {
-        foreach (var r in exclude) if (r.IsMatch(name)) return true;
-        return false;
-    }
+    private static bool IsExcluded(Regex[] exclude, string name) => KeyPatterns.AnyMatch(exclude, name);
 
     private sealed record QkvTriple(string[] Names, int[] Rows, int Cols);
 
