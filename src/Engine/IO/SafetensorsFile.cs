@@ -411,6 +411,31 @@ public sealed unsafe class SafetensorsFile : IDisposable
         }
     }
 
+    /// <summary>
+    /// <see cref="ReadFloat32(TensorInfo, Span{float})"/> fused with the non-finite check: returns the flat index
+    /// of the first NaN/±Inf (the decode stops there), or −1 when every value is finite.
+    /// </summary>
+    /// <param name="info">A tensor of this file.</param>
+    /// <param name="dst">Destination of exactly <see cref="TensorInfo.ElementCount"/> elements.</param>
+    public long ReadFloat32FindNonFinite(TensorInfo info, Span<float> dst)
+    {
+        CheckOwn(info);
+        if (!info.DType.IsFloat())
+            throw new BadInputException($"{P(Path)}: tensor {Q(info.Name)} has dtype {info.DType.SafetensorsName()}, not a floating-point type");
+        if (dst.Length != info.ElementCount)
+            throw new ArgumentException($"destination holds {dst.Length} elements but tensor {Q(info.Name)} has {info.ElementCount}", nameof(dst));
+        int size = info.DType.Size();
+        const int Chunk = 1 << 24;
+        byte* src = _data + info.Begin;
+        for (int i = 0; i < dst.Length; i += Chunk)
+        {
+            int n = Math.Min(Chunk, dst.Length - i);
+            int bad = FloatConvert.ToFloatFindNonFinite(info.DType, new ReadOnlySpan<byte>(src + (long)i * size, n * size), dst.Slice(i, n));
+            if (bad >= 0) return (long)i + bad;
+        }
+        return -1;
+    }
+
     /// <summary>Decodes a floating-point tensor into a new float32 array.</summary>
     /// <param name="info">A tensor of this file.</param>
     public float[] ReadFloat32(TensorInfo info)

@@ -182,7 +182,7 @@ public static class MergeRunner
         {
             report.AddRead(t.SourceDType.Size() * Count(t.Shape));
             if (t.SourceDType == t.OutDType) return new LoadedGroup(t, null, [], plan.Reference.GetBytes(t.Name).ToArray(), null);
-            return new LoadedGroup(t, null, [], null, LoadReference(plan, t.Name));
+            return new LoadedGroup(t, null, [], null, LoadReference(plan, t.Name, checkFinite: false));
         }
         StagedTensor? baseValues = null;
         var experts = new List<(int, StagedTensor)>();
@@ -209,10 +209,10 @@ public static class MergeRunner
         }
     }
 
-    private static float[] LoadReference(MergePlan plan, string name)
+    private static float[] LoadReference(MergePlan plan, string name, bool checkFinite = true)
     {
         plan.Reference.TryGet(name, out var info);
-        return LoadFloat(plan, plan.Reference, name, info!.ElementCount);
+        return LoadFloat(plan, plan.Reference, name, info!.ElementCount, checkFinite);
     }
 
     /// <summary>An expert's tensor for <see cref="IMergeMethod.Prepare"/>; the base values (τ = 0) where the expert lacks it or its shape was skipped under --allow-crimes.</summary>
@@ -221,17 +221,21 @@ public static class MergeRunner
             ? LoadFloat(plan, plan.Experts[model], name, info!.ElementCount)
             : LoadReference(plan, name);
 
-    private static float[] LoadFloat(MergePlan plan, ModelSource source, string name, long count)
+    private static float[] LoadFloat(MergePlan plan, ModelSource source, string name, long count, bool checkFinite = true)
     {
         var a = HostArrayPool.Rent(checked((int)count));
-        ReadFloat(plan, source, name, a);
+        ReadFloat(plan, source, name, a, checkFinite);
         return a;
     }
 
-    /// <summary>Decodes a tensor into <paramref name="values"/> and rounds it to the compute dtype.</summary>
-    private static void ReadFloat(MergePlan plan, ModelSource source, string name, Span<float> values)
+    /// <summary>
+    /// Decodes a tensor into <paramref name="values"/> and rounds it to the compute dtype; a merge input is checked
+    /// for NaN/±Inf in the same pass unless <c>--allow-nonfinite</c>.
+    /// </summary>
+    private static void ReadFloat(MergePlan plan, ModelSource source, string name, Span<float> values, bool checkFinite = true)
     {
-        source.ReadFloat32(name, values);
+        if (!checkFinite || plan.Options.AllowNonFinite) source.ReadFloat32(name, values);
+        else source.ReadFloat32Finite(name, values);
         FloatConvert.RoundTo(plan.ComputeDType, values);
     }
 
