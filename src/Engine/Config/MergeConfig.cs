@@ -139,6 +139,7 @@ public sealed class MergeConfig
                 if (k is YamlScalarNode { Value: "path" or "model" }) return ModelRef(v, path, what);
         }
         string s = Scalar(node, path, what);
+        if (s.Contains('\0')) throw new BadInputException($"{path}:{node.Start.Line}: {what} path contains a NUL character");
         if (s.Contains('+')) throw new BadInputException($"{path}:{node.Start.Line}: '{s}': LoRA references (model+lora) are not supported");
         return s;
     }
