@@ -22,7 +22,9 @@ public static unsafe class RegularFile
             try { return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw CannotOpen(shown, e.Message, e); }
         }
-        int flags = OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD() ? 0x0004 | 0x0100_0000 : 0x0800 | 0x8_0000; // O_NONBLOCK | O_CLOEXEC
+        int flags = OperatingSystem.IsMacOS() ? 0x0004 | 0x0100_0000 // O_NONBLOCK | O_CLOEXEC
+            : OperatingSystem.IsFreeBSD() ? 0x0004 | 0x0010_0000
+            : 0x0800 | 0x8_0000;
         int fd;
         byte[] name = System.Text.Encoding.UTF8.GetBytes(path + "\0");
         fixed (byte* p = name) fd = Libc.Open(p, flags);

@@ -17,8 +17,8 @@ public sealed class RamPlusTlMethod : IMergeMethod
     /// <inheritdoc />
     public IReadOnlyList<ParameterDef> Parameters { get; } =
     [
-        ParameterDef.Float("r", 0.1, "rescaling strength", range: ParameterRange.NonNegative),
-        ParameterDef.Float("alpha", 0.2, "upper clamp of the shared/unique ratio", range: ParameterRange.NonNegative),
+        ParameterDef.Float("r", 0.1, "rescaling strength"),
+        ParameterDef.Float("alpha", 0.2, "upper clamp of the shared/unique ratio"),
         ParameterDef.Float("epsilon", 1e-5, "entries with |τ| ≤ epsilon do not contribute", range: ParameterRange.NonNegative),
     ];
 
