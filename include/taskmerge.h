@@ -76,10 +76,12 @@ TM_API const char* tm_last_error(void);
  *                        relative to the working directory) or the path of a config file.
  *   options_json: NULL or a JSON object with the CLI's options: "device" ("auto"|"cpu"|"cuda"),
  *                 "num_threads", "out_shard_size" (bytes or "5B"-style text), "random_seed",
- *                 "allow_crimes", "tensor_intersection", "copy_tokenizer", "write_model_card".
+ *                 "allow_crimes", "tensor_intersection", "copy_tokenizer", "write_model_card", "overwrite".
  *   cb, user:     NULL or a progress callback and its argument.
- * Returns TM_OK; TM_ERROR_BAD_INPUT for a bad config, path, shape or file; TM_CANCELLED after
- * tm_cancel. On any failure no model.safetensors (or shard) is left in out_dir and no input changes.
+ * Returns TM_OK; TM_ERROR_BAD_INPUT for a bad config, path, shape or file, an out_dir that overlaps an
+ * input, is foreign (without "overwrite") or locked by another run, or a full / read-only disk;
+ * TM_CANCELLED after tm_cancel. The output is committed in one step (docs/CONTRACT.md §1): on any
+ * failure or cancel out_dir holds what it held before, and no input changes.
  */
 TM_API int tm_merge(const char* config_yaml_or_path, const char* out_dir, const char* options_json,
                     tm_progress_cb cb, void* user);

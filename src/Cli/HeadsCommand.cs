@@ -1,6 +1,7 @@
 using System.CommandLine;
 using TaskMerge.Engine;
 using TaskMerge.Engine.Eval;
+using TaskMerge.Engine.IO;
 using TaskMerge.Engine.Tensors;
 
 namespace TaskMerge.Cli;
@@ -41,6 +42,7 @@ internal static class HeadsCommand
             if ((cls is null) != (tpl is null)) throw new BadInputException("--classes and --templates go together: give both or neither");
             if (parse.GetValue(batch) < 1) throw new BadInputException($"--batch-size must be at least 1, got {parse.GetValue(batch)}");
             var t = cls is not null ? ZeroShotTask.FromFiles(name, cls, tpl!) : ZeroShotTasks.Get(name);
+            SafetensorsSingleFile.CheckTarget(parse.GetValue(output)!, [new(parse.GetValue(model)!, "MODEL")], "OUT");
             string? cache = parse.GetValue(noCache) ? null : parse.GetValue(cacheDir) ?? DefaultCacheDirectory;
             using var backend = BackendFactory.Create(parse.GetValue(device)!, parse.GetValue(threads), out _);
             var (head, fromCache) = ZeroShotHeads.GetOrBuild(parse.GetValue(model)!, backend, t, cache, parse.GetValue(tokenizer), parse.GetValue(batch));

@@ -25,6 +25,7 @@ internal static class InspectCommand
             string? basePath = parse.GetValue(baseOpt);
             if (basePath is null)
             {
+                if (parse.GetValue(png) is not null) throw new TaskMerge.Engine.BadInputException("inspect --png draws the task-vector cosine matrix, which needs --base B and the expert models");
                 if (paths.Length != 1) throw new TaskMerge.Engine.BadInputException("inspect takes one MODEL, or --base B and several models");
                 using var m = ModelSource.Open(paths[0]);
                 ListTensors(m, stdout);

@@ -18,8 +18,8 @@ internal static class MergeCommand
         var outDir = new Argument<string>("OUT_DIR") { Description = "output directory" };
         var device = new Option<string>("--device") { Description = "auto | cpu | cuda", DefaultValueFactory = _ => "auto" };
         var cuda = new Option<bool>("--cuda") { Description = "alias of --device cuda" };
-        var shard = new Option<string>("--out-shard-size") { Description = "largest output shard in bytes (K/M/G/B suffixes)", DefaultValueFactory = _ => "5B" };
-        var seed = new Option<ulong?>("--random-seed") { Description = "seed for DARE's random drops" };
+        var shard = new Option<string>("--out-shard-size") { Description = "largest output shard: bytes with K/M/G suffixes (decimal, 5G = 5·10⁹); B = billion bytes as mergekit writes it, so the default 5B = 5G", DefaultValueFactory = _ => "5B" };
+        var seed = new Option<ulong?>("--random-seed") { Description = "seed of the counter RNG behind DARE/DELLA's random drops (default: 0)" };
         var crimes = new Option<bool>("--allow-crimes") { Description = "merge models of different architectures, skipping tensors whose shape differs from the base, instead of failing" };
         var nonFinite = new Option<bool>("--allow-nonfinite") { Description = "merge tensors holding NaN/Inf (they propagate) instead of failing" };
         var intersect = new Option<bool>("--tensor-intersection", "-i") { Description = "only merge tensors every model has" };
@@ -27,9 +27,11 @@ internal static class MergeCommand
         var quiet = new Option<bool>("--quiet") { Description = "no progress output" };
         var noTokenizer = new Option<bool>("--no-copy-tokenizer") { Description = "do not copy tokenizer/preprocessor files from the base" };
         var noCard = new Option<bool>("--no-model-card", "--no-write-model-card") { Description = "do not write the model card README.md" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "replace a non-empty OUT_DIR that does not hold a previous TaskMerge output" };
+        var offline = new Option<bool>("--offline") { Description = "resolve hub ids (org/name[@revision]) from the Hugging Face cache only, never download (also HF_HUB_OFFLINE=1)" };
         var cmd = new Command("merge", "Merge models as a mergekit-style YAML config says")
         {
-            config, outDir, device, cuda, shard, seed, crimes, nonFinite, intersect, threads, quiet, noTokenizer, noCard,
+            config, outDir, device, cuda, shard, seed, crimes, nonFinite, intersect, threads, quiet, noTokenizer, noCard, overwrite, offline,
         };
         foreach (var name in new[] { "--copy-tokenizer", "--lazy-unpickle", "--low-cpu-memory", "--read-to-gpu", "--clone-tensors", "--safe-serialization", "--async-write", "--write-model-card", "--multi-gpu", "--trust-remote-code" })
             cmd.Options.Add(new Option<bool>(name) { Description = "accepted for mergekit compatibility (no effect)" });
@@ -48,6 +50,8 @@ internal static class MergeCommand
                 TensorIntersection = parse.GetValue(intersect),
                 CopyTokenizer = !parse.GetValue(noTokenizer),
                 WriteModelCard = !parse.GetValue(noCard),
+                Overwrite = parse.GetValue(overwrite),
+                Hub = HubSettings.FromEnvironment(parse.GetValue(offline)),
             };
             string outPath = parse.GetValue(outDir)!;
             if (File.Exists(outPath)) throw new BadInputException($"{outPath}: OUT_DIR exists and is a file");

@@ -17,16 +17,17 @@ internal static class RiCommand
         var cuda = new Option<bool>("--cuda") { Description = "alias of --device cuda" };
         var threads = new Option<int>("--num-threads", "-j") { Description = "CPU threads (default: all cores)" };
         var quiet = new Option<bool>("--quiet") { Description = "no output but warnings (no progress)" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "replace a non-empty OUT_DIR that does not hold a previous TaskMerge output" };
         var cmd = new Command("ri", "Adapt each expert with RI (on the CPU or the GPU) and write the adapted experts, without merging")
         {
-            config, outDir, device, cuda, threads, quiet,
+            config, outDir, device, cuda, threads, quiet, overwrite,
         };
         cmd.SetAction(parse =>
         {
             string outPath = parse.GetValue(outDir)!;
             if (File.Exists(outPath)) throw new BadInputException($"{outPath}: OUT_DIR exists and is a file");
             var cfg = MergeConfig.Load(parse.GetValue(config)!);
-            using var plan = MergePlan.Create(cfg, new MergeOptions());
+            using var plan = MergePlan.Create(cfg, new MergeOptions { Overwrite = parse.GetValue(overwrite) });
             string dev = parse.GetValue(cuda) ? "cuda" : parse.GetValue(device)!;
             using var backend = BackendFactory.Create(dev, parse.GetValue(threads), out string? note);
             bool q = parse.GetValue(quiet);

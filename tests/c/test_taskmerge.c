@@ -77,6 +77,21 @@ static int leftovers(const char* dir)
     return n;
 }
 
+/* Entries beside OUT_DIR that a run of it leaves (staging directory, lock file): ".<name>.taskmerge-*". */
+static int staging_leftovers(const char* parent, const char* name)
+{
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, ".%s.taskmerge", name);
+    DIR* d = opendir(parent);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent* e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) n++;
+    closedir(d);
+    return n;
+}
+
 static int merge_through_tm_merge_equals_the_cli_bytes(void)
 {
     const char* out = path_in(scratch, "c-ties");
@@ -252,6 +267,7 @@ static int cancel_from_another_thread_stops_the_merge_and_leaves_no_model(void)
     CHECK(cancelled == 1, "tm_cancel stopped %d merges", cancelled);
     CHECK(call.status == TM_CANCELLED, "status %d: %s", call.status, tm_last_error());
     CHECK(leftovers(call.out) == 0, "%s holds %d .safetensors or temp files", call.out, leftovers(call.out));
+    CHECK(staging_leftovers(scratch, "c-cancel") == 0, "%s holds a staging directory or lock of c-cancel", scratch);
     CHECK(tm_cancel() == 0, "a later tm_cancel still found a merge");
     return 1;
 }

@@ -14,7 +14,7 @@ public sealed class MergeConfig
     private static readonly HashSet<string> KnownTopLevel =
     [
         "merge_method", "base_model", "models", "parameters", "dtype", "out_dtype",
-        "tokenizer_source", "tokenizer", "chat_template", "name",
+        "tokenizer_source", "tokenizer", "chat_template", "name", "slices", "modules",
     ];
 
     /// <summary>The config file's path.</summary>
@@ -32,8 +32,14 @@ public sealed class MergeConfig
     /// <summary>The base model's resolved path, or null.</summary>
     public string? BaseModelPath { get; init; }
 
-    /// <summary>The <c>models:</c> list in order.</summary>
+    /// <summary>
+    /// The <c>models:</c> list in order; for a <c>slices:</c>/<c>modules:</c> config every model they reference,
+    /// once each in order of appearance, without parameters.
+    /// </summary>
     public required IReadOnlyList<ModelEntry> Models { get; init; }
+
+    /// <summary>The output modules of a <c>slices:</c> (one module, null name) or <c>modules:</c> config; null for <c>models:</c>.</summary>
+    public IReadOnlyList<OutputModule>? Modules { get; init; }
 
     /// <summary>Top-level <c>parameters:</c>.</summary>
     public required IReadOnlyDictionary<string, ParameterSetting> Parameters { get; init; }
@@ -69,8 +75,6 @@ public sealed class MergeConfig
         {
             string key = Scalar(k, path, "key");
             if (!keys.TryAdd(key, v)) throw new BadInputException($"{path}:{k.Start.Line}: duplicate key '{key}'");
-            if (key is "slices" or "modules")
-                throw new BadInputException($"{path}:{k.Start.Line}: '{key}' configs are not supported yet; list whole models under 'models:'");
             if (!KnownTopLevel.Contains(key)) ignored.Add(key);
         }
 
@@ -81,8 +85,39 @@ public sealed class MergeConfig
         string dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path)) ?? ".";
         string? baseModel = keys.TryGetValue("base_model", out var bm) ? ModelRef(bm, path, "base_model") : null;
 
-        if (!keys.TryGetValue("models", out var modelsNode) || modelsNode is not YamlSequenceNode modelSeq || modelSeq.Children.Count == 0)
-            throw new BadInputException($"{path}: 'models' must be a non-empty list of {{model: PATH, parameters: ...}}");
+        var sections = new[] { "models", "slices", "modules" }.Where(keys.ContainsKey).ToArray();
+        if (sections.Length != 1)
+            throw new BadInputException(sections.Length == 0
+                ? $"{path}: missing 'models' (a non-empty list of {{model: PATH, parameters: ...}}), or 'slices'/'modules'"
+                : $"{path}:{keys[sections[1]].Start.Line}: give exactly one of 'models', 'slices', 'modules' (found {string.Join(" and ", sections)})");
+        List<OutputModule>? modules = sections[0] switch
+        {
+            "slices" => [new OutputModule(null, SliceParsing.Slices(keys["slices"], path, dir), new Dictionary<string, ParameterSetting>(), $"{path}:{keys["slices"].Start.Line}")],
+            "modules" => SliceParsing.Modules(keys["modules"], path, dir),
+            _ => null,
+        };
+        var models = modules is null ? ParseModels(keys["models"], path, dir) : Referenced(baseModel, modules);
+
+        return new MergeConfig
+        {
+            Path = path,
+            Text = text,
+            MergeMethod = method,
+            BaseModel = baseModel,
+            BaseModelPath = baseModel is null ? null : Resolve(baseModel, dir),
+            Models = models,
+            Modules = modules,
+            Parameters = keys.TryGetValue("parameters", out var p) ? ParseParameters(p, path) : new Dictionary<string, ParameterSetting>(),
+            DType = keys.TryGetValue("dtype", out var d) ? Scalar(d, path, "dtype") : null,
+            OutDType = keys.TryGetValue("out_dtype", out var od) ? Scalar(od, path, "out_dtype") : null,
+            IgnoredKeys = ignored,
+        };
+    }
+
+    internal static List<ModelEntry> ParseModels(YamlNode modelsNode, string path, string dir)
+    {
+        if (modelsNode is not YamlSequenceNode modelSeq || modelSeq.Children.Count == 0)
+            throw new BadInputException($"{path}:{modelsNode.Start.Line}: 'models' must be a non-empty list of {{model: PATH, parameters: ...}}");
         var models = new List<ModelEntry>();
         foreach (var item in modelSeq.Children)
         {
@@ -103,20 +138,18 @@ public sealed class MergeConfig
             if (model is null) throw new BadInputException($"{where}: models entry without 'model:'");
             models.Add(new ModelEntry(model, Resolve(model, dir), ps));
         }
+        return models;
+    }
 
-        return new MergeConfig
-        {
-            Path = path,
-            Text = text,
-            MergeMethod = method,
-            BaseModel = baseModel,
-            BaseModelPath = baseModel is null ? null : Resolve(baseModel, dir),
-            Models = models,
-            Parameters = keys.TryGetValue("parameters", out var p) ? ParseParameters(p, path) : new Dictionary<string, ParameterSetting>(),
-            DType = keys.TryGetValue("dtype", out var d) ? Scalar(d, path, "dtype") : null,
-            OutDType = keys.TryGetValue("out_dtype", out var od) ? Scalar(od, path, "out_dtype") : null,
-            IgnoredKeys = ignored,
-        };
+    private static List<ModelEntry> Referenced(string? baseModel, IEnumerable<OutputModule> modules)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var list = new List<ModelEntry>();
+        foreach (var module in modules)
+            foreach (var slice in module.Slices)
+                foreach (var (model, resolved) in slice.Sources.Select(s => ((string?)s.Model, (string?)s.ResolvedPath)).Append((slice.BaseModel, slice.BaseModelPath)))
+                    if (model is not null && model != baseModel && seen.Add(resolved!)) list.Add(new ModelEntry(model, resolved!, new Dictionary<string, ParameterSetting>()));
+        return list;
     }
 
     /// <summary>
@@ -130,7 +163,7 @@ public sealed class MergeConfig
         return File.Exists(rel) || Directory.Exists(rel) ? System.IO.Path.GetFullPath(rel) : model;
     }
 
-    private static string ModelRef(YamlNode node, string path, string what)
+    internal static string ModelRef(YamlNode node, string path, string what)
     {
         if (node is YamlMappingNode m)
         {
@@ -201,6 +234,6 @@ public sealed class MergeConfig
         return new Condition(filter, value ?? throw new BadInputException($"{path}:{m.Start.Line}: conditional parameter without 'value'"));
     }
 
-    private static string Scalar(YamlNode node, string path, string what) =>
+    internal static string Scalar(YamlNode node, string path, string what) =>
         node is YamlScalarNode { Value: { } v } ? v : throw new BadInputException($"{path}:{node.Start.Line}: '{what}' must be a plain value");
 }

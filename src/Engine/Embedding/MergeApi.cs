@@ -135,7 +135,7 @@ public static class MergeApi
     /// Reads <see cref="MergeOptions"/> and <see cref="MergeRunSettings"/> from a JSON object whose keys are
     /// the CLI's long flags without dashes (<c>device</c>, <c>out_shard_size</c>, <c>random_seed</c>,
     /// <c>allow_crimes</c>, <c>allow_nonfinite</c>, <c>tensor_intersection</c>, <c>num_threads</c>, <c>copy_tokenizer</c>,
-    /// <c>write_model_card</c>); null or empty means the CLI's defaults. Unknown keys are bad input.
+    /// <c>write_model_card</c>, <c>overwrite</c>); null or empty means the CLI's defaults. Unknown keys are bad input.
     /// </summary>
     public static (MergeOptions Options, MergeRunSettings Settings) ParseOptions(string? json)
     {
@@ -165,7 +165,8 @@ public static class MergeApi
                     case "no_copy_tokenizer": options = options with { CopyTokenizer = !Bool(p) }; break;
                     case "write_model_card": options = options with { WriteModelCard = Bool(p) }; break;
                     case "no_model_card": options = options with { WriteModelCard = !Bool(p) }; break;
-                    default: throw new BadInputException($"options: unknown key '{p.Name}' (known: device, num_threads, out_shard_size, random_seed, allow_crimes, allow_nonfinite, tensor_intersection, copy_tokenizer, write_model_card)");
+                    case "overwrite": options = options with { Overwrite = Bool(p) }; break;
+                    default: throw new BadInputException($"options: unknown key '{p.Name}' (known: device, num_threads, out_shard_size, random_seed, allow_crimes, allow_nonfinite, tensor_intersection, copy_tokenizer, write_model_card, overwrite)");
                 }
             }
         }

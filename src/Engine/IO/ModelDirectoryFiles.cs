@@ -18,8 +18,9 @@ public static class ModelDirectoryFiles
     /// <param name="srcConfigJson">Source <c>config.json</c>; null to do nothing.</param>
     /// <param name="outDir">Output directory (created if needed).</param>
     /// <param name="newTorchDtype">Storage dtype of the written weights, or null to keep the config's.</param>
+    /// <param name="edit">Further changes to the config (e.g. a frankenmerge's layer count), or null.</param>
     /// <returns>The path written, or null when <paramref name="srcConfigJson"/> is null.</returns>
-    public static string? CopyConfig(string? srcConfigJson, string outDir, DType? newTorchDtype)
+    public static string? CopyConfig(string? srcConfigJson, string outDir, DType? newTorchDtype, Action<JsonObject>? edit = null)
     {
         ArgumentNullException.ThrowIfNull(outDir);
         if (srcConfigJson is null) return null;
@@ -55,6 +56,7 @@ public static class ModelDirectoryFiles
             if (hasDtype) obj["dtype"] = name;
         }
 
+        edit?.Invoke(obj);
         Directory.CreateDirectory(outDir);
         string final = Path.Combine(outDir, "config.json");
         WriteJsonAtomic(final, obj);

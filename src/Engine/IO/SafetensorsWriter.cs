@@ -243,6 +243,7 @@ public sealed class SafetensorsWriter : IDisposable
             throw new InvalidOperationException($"shard {sh.FileName} is {sh.Stream.Length} bytes, expected {expected}");
         sh.Stream.Dispose();
         sh.Stream = null;
+        TestHooks.At("shard-written");
     }
 
     private int Expect(string name)

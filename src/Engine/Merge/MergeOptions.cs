@@ -27,6 +27,12 @@ public sealed record MergeOptions
     /// <summary>Write the model card <c>README.md</c> (mergekit's default; <c>--no-model-card</c> turns it off).</summary>
     public bool WriteModelCard { get; init; } = true;
 
+    /// <summary><c>--overwrite</c>: replace a non-empty OUT_DIR that does not hold a previous TaskMerge output.</summary>
+    public bool Overwrite { get; init; }
+
+    /// <summary>Where hub ids (<c>org/name[@revision]</c>) are looked up and downloaded; null reads the environment (<see cref="IO.HubSettings.FromEnvironment"/>).</summary>
+    public IO.HubSettings? Hub { get; init; }
+
     /// <summary>Tensors loaded ahead of the one being merged.</summary>
     public int Prefetch { get; init; } = 2;
 }

@@ -23,14 +23,28 @@ public enum TensorAction
 /// <param name="Experts">Expert indices whose own tensor is read.</param>
 /// <param name="Missing">Expert indices that lack the tensor and take part with τ = 0 (the base values).</param>
 /// <param name="Depth">Layer depth for gradient parameters.</param>
-public sealed record PlannedTensor(string Name, int[] Shape, DType SourceDType, DType OutDType, TensorAction Action, int[] Experts, int[] Missing, double Depth);
+public sealed record PlannedTensor(string Name, int[] Shape, DType SourceDType, DType OutDType, TensorAction Action, int[] Experts, int[] Missing, double Depth)
+{
+    /// <summary>Where a <c>slices:</c>/<c>modules:</c> tensor is read from; null when every model has it under <see cref="Name"/>.</summary>
+    public TensorSources? Sources { get; init; }
+}
+
+/// <summary>The inputs of one output tensor of a slice: which model holds it under which name, and the slice's parameters.</summary>
+/// <param name="Base">The base model's tensor (null when the method takes none for this slice).</param>
+/// <param name="Experts">The other inputs in source order; <see cref="PlannedTensor.Experts"/> indexes them.</param>
+/// <param name="Parameters">Parameters resolved with the slice's and module's scopes.</param>
+public sealed record TensorSources((ModelSource Model, string Name)? Base, IReadOnlyList<(ModelSource Model, string Name)> Experts, MergeParameters Parameters)
+{
+    /// <summary>The input a copied tensor comes from: the base, else the first source.</summary>
+    public (ModelSource Model, string Name) First => Base ?? Experts[0];
+}
 
 /// <summary>
 /// The validated plan of a merge, built from the config and safetensors headers only: every error a
 /// user can cause (unknown method or parameter value, missing file, corrupt header, shape mismatch)
 /// is raised here, before any tensor data is read.
 /// </summary>
-public sealed class MergePlan : IDisposable
+public sealed partial class MergePlan : IDisposable
 {
     private MergePlan() { }
 
@@ -76,6 +90,9 @@ public sealed class MergePlan : IDisposable
     /// <summary>Run options.</summary>
     public required MergeOptions Options { get; init; }
 
+    /// <summary>Changes to the written <c>config.json</c> (a frankenmerge's layer count and per-layer lists); null for none.</summary>
+    public Action<System.Text.Json.Nodes.JsonObject>? ConfigEdit { get; init; }
+
     /// <summary>
     /// Rough peak of host memory for tensor data: the largest group (base + every expert, float32)
     /// held by each pipeline stage (loader queue, compute, writer queue), plus the method's working
@@ -95,7 +112,10 @@ public sealed class MergePlan : IDisposable
     /// <summary>Builds the plan; opens every model (headers only) and validates everything.</summary>
     public static MergePlan Create(MergeConfig config, MergeOptions options)
     {
+        foreach (var (path, key) in config.Models.Select(m => (m.ResolvedPath, "model")).Append((config.BaseModelPath ?? "", "base_model")))
+            if (path.Contains('\0')) throw new BadInputException($"{config.Path}: {key} {IOText.Q(path)} contains a NUL character");
         var method = MethodRegistry.Create(config.MergeMethod);
+        if (config.Modules is not null) return CreateSliced(config, options, method);
         var warnings = new List<string>();
         foreach (var k in config.IgnoredKeys) warnings.Add($"{config.Path}: key '{k}' is ignored by taskmerge");
 
@@ -108,16 +128,15 @@ public sealed class MergePlan : IDisposable
         var opened = new List<IDisposable>();
         try
         {
-            ModelSource Open(string path, string as_)
+            var hub = options.Hub ?? HubSettings.FromEnvironment();
+            ModelSource Open(string written, string path, string as_)
             {
-                if (!File.Exists(path) && !Directory.Exists(path))
-                    throw new BadInputException($"{path}: {as_} not found (a .safetensors file or a Hugging Face model directory; hub downloads are not supported)");
-                var m = ModelSource.Open(path);
+                var m = ModelSource.Open(HuggingFaceHub.Locate(written, path, hub, as_));
                 opened.Add(m);
                 return m;
             }
 
-            ModelSource? baseModel = config.BaseModelPath is null ? null : Open(config.BaseModelPath, "base_model");
+            ModelSource? baseModel = config.BaseModelPath is null ? null : Open(config.BaseModel!, config.BaseModelPath, "base_model");
             if (method.UsesTaskVectors && baseModel is null)
                 throw new BadInputException($"{config.Path}: merge_method {method.Name} needs a base_model");
 
@@ -125,7 +144,7 @@ public sealed class MergePlan : IDisposable
                 .Where(m => !(method.DropsBaseFromModels && config.BaseModelPath is not null && SamePath(m.ResolvedPath, config.BaseModelPath)))
                 .ToList();
             if (entries.Count == 0) throw new BadInputException($"{config.Path}: no models to merge besides the base model");
-            var experts = entries.Select(e => Open(e.ResolvedPath, "model")).ToList();
+            var experts = entries.Select(e => Open(e.Model, e.ResolvedPath, "model")).ToList();
             var reference = baseModel ?? experts[0];
             ArchitectureCheck.Run(reference, experts, options.AllowCrimes, warnings);
 
@@ -217,7 +236,7 @@ public sealed class MergePlan : IDisposable
     /// <summary>Closes every model file.</summary>
     public void Dispose()
     {
-        if (HasBase) Reference.Dispose();
+        if (HasBase && !Experts.Contains(Reference)) Reference.Dispose();
         foreach (var e in Experts) e.Dispose();
     }
 }

@@ -31,15 +31,25 @@ public static class MergeRunner
 
     private sealed record ResultGroup(PlannedTensor Planned, float[]? Values, byte[]? Raw);
 
-    /// <summary>Runs the merge into <paramref name="outDir"/> and returns the report (also written as <c>merge_report.json</c>).</summary>
+    /// <summary>
+    /// Runs the merge into <paramref name="outDir"/> and returns the report (also written as <c>merge_report.json</c>):
+    /// the whole output is written beside it and committed in one step (<see cref="OutputCommit"/>).
+    /// </summary>
     public static MergeReport Run(MergePlan plan, string outDir, IBackend backend, IMergeProgress progress, TimeSpan planTime, CancellationToken ct = default)
     {
+        using var output = OutputCommit.Begin(outDir, MergeOutput.Request(plan));
+        var report = output.Write(staging => Run(plan, outDir, staging, backend, progress, planTime, ct));
+        output.Commit();
+        return report;
+    }
+
+    private static MergeReport Run(MergePlan plan, string outDir, string writeDir, IBackend backend, IMergeProgress progress, TimeSpan planTime, CancellationToken ct)
+    {
         var total = Stopwatch.StartNew();
-        Directory.CreateDirectory(outDir);
         var report = new MergeReport(plan, backend.Name) { PlanSeconds = planTime.TotalSeconds };
         foreach (var w in plan.Warnings) progress.Warn(w);
 
-        using var writer = new SafetensorsWriter(outDir,
+        using var writer = new SafetensorsWriter(writeDir,
             plan.Tensors.Select(t => new TensorSpec(t.Name, t.OutDType, t.Shape.Select(d => (long)d).ToArray())),
             plan.Options.OutShardBytes);
 
@@ -133,11 +143,11 @@ public static class MergeRunner
 
         writeTime.Start();
         writer.Commit();
-        ModelDirectoryFiles.CopyConfig(plan.Reference.ConfigJsonPath, outDir, plan.OutDType);
-        WriteAtomically(Path.Combine(outDir, "taskmerge_config.yml"), plan.Config.Text);
-        if (plan.Options.CopyTokenizer) CopyTagalongFiles(plan.Reference.Directory, outDir);
+        ModelDirectoryFiles.CopyConfig(plan.Reference.ConfigJsonPath, writeDir, plan.OutDType, plan.ConfigEdit);
+        WriteAtomically(Path.Combine(writeDir, "taskmerge_config.yml"), plan.Config.Text);
+        if (plan.Options.CopyTokenizer) CopyTagalongFiles(plan.Reference.Directory, writeDir);
         if (plan.Options.WriteModelCard)
-            WriteAtomically(Path.Combine(outDir, "README.md"), ModelCard.Generate(plan.Config, Path.GetFileName(Path.GetFullPath(outDir).TrimEnd('/'))));
+            WriteAtomically(Path.Combine(writeDir, "README.md"), ModelCard.Generate(plan.Config, Path.GetFileName(Path.GetFullPath(outDir).TrimEnd('/'))));
         writeTime.Stop();
 
         report.LoadSeconds = loadTime.Elapsed.TotalSeconds;
@@ -145,7 +155,7 @@ public static class MergeRunner
         report.WriteSeconds = writeTime.Elapsed.TotalSeconds;
         report.ExecuteSeconds = total.Elapsed.TotalSeconds;
         report.Files = writer.WrittenFiles.Select(Path.GetFileName).ToList()!;
-        WriteAtomically(Path.Combine(outDir, "merge_report.json"), report.ToJson());
+        WriteAtomically(Path.Combine(writeDir, "merge_report.json"), report.ToJson());
         return report;
     }
 
@@ -180,10 +190,12 @@ public static class MergeRunner
     {
         if (t.Action == TensorAction.CopyBase)
         {
+            var (from, name) = t.Sources?.First ?? (plan.Reference, t.Name);
             report.AddRead(t.SourceDType.Size() * Count(t.Shape));
-            if (t.SourceDType == t.OutDType) return new LoadedGroup(t, null, [], plan.Reference.GetBytes(t.Name).ToArray(), null);
-            return new LoadedGroup(t, null, [], null, LoadReference(plan, t.Name, checkFinite: false));
+            if (t.SourceDType == t.OutDType) return new LoadedGroup(t, null, [], from.GetBytes(name).ToArray(), null);
+            return new LoadedGroup(t, null, [], null, LoadFloat(plan, from, name, Count(t.Shape), checkFinite: false));
         }
+        if (t.Sources is { } sources) return LoadSources(plan, t, sources, backend, report);
         StagedTensor? baseValues = null;
         var experts = new List<(int, StagedTensor)>();
         try
@@ -200,6 +212,29 @@ public static class MergeRunner
                 report.AddRead(info!.ByteLength);
                 experts.Add((e, backend.Stage(t.Shape, values => ReadFloat(plan, plan.Experts[e], t.Name, values))));
             }
+            return new LoadedGroup(t, baseValues, experts.ToArray(), null, null);
+        }
+        catch
+        {
+            new LoadedGroup(t, baseValues, experts.ToArray(), null, null).Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Stages a slice tensor's inputs, each under its own model's name for it.</summary>
+    private static LoadedGroup LoadSources(MergePlan plan, PlannedTensor t, TensorSources sources, IBackend backend, MergeReport report)
+    {
+        StagedTensor? baseValues = null;
+        var experts = new List<(int, StagedTensor)>();
+        StagedTensor Stage((ModelSource Model, string Name) input)
+        {
+            report.AddRead(input.Model.Get(input.Name).ByteLength);
+            return backend.Stage(t.Shape, values => ReadFloat(plan, input.Model, input.Name, values));
+        }
+        try
+        {
+            if (sources.Base is { } b) baseValues = Stage(b);
+            for (int e = 0; e < sources.Experts.Count; e++) experts.Add((e, Stage(sources.Experts[e])));
             return new LoadedGroup(t, baseValues, experts.ToArray(), null, null);
         }
         catch
@@ -254,7 +289,7 @@ public static class MergeRunner
             var result = plan.Method.Merge(new TensorGroup
             {
                 Name = g.Planned.Name, Depth = g.Planned.Depth, Base = baseT, Experts = experts, Backend = backend,
-                Parameters = plan.Parameters, Seed = seed, Diagnostics = diagnostics,
+                Parameters = g.Planned.Sources?.Parameters ?? plan.Parameters, Seed = seed, Diagnostics = diagnostics,
             });
             if (diagnostics.Count > 0) report.AddTensorDiagnostics(g.Planned.Name, diagnostics);
             return new ResultGroup(g.Planned, backend.DetachToHost(result), null);
@@ -270,7 +305,8 @@ public static class MergeRunner
 
     private static long Count(int[] shape) => shape.Aggregate(1L, (a, d) => a * d);
 
-    private static readonly string[] TagalongFiles =
+    /// <summary>Tokenizer and preprocessor files copied from the base model directory, as mergekit.</summary>
+    internal static readonly string[] TagalongFiles =
     [
         "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json",
         "merges.txt", "added_tokens.json", "preprocessor_config.json", "generation_config.json",

@@ -15,17 +15,32 @@ namespace TaskMerge.Engine.Merge;
 /// </summary>
 public static class RiExport
 {
-    /// <summary>Writes the adapted experts; returns their directories in config order. <paramref name="progress"/> sees each expert's steps.</summary>
+    /// <summary>
+    /// Writes the adapted experts; returns their directories in config order. <paramref name="progress"/> sees each
+    /// expert's steps. The whole output is written beside <paramref name="outDir"/> and committed in one step
+    /// (<see cref="OutputCommit"/>); checkpoints live in the current <paramref name="outDir"/> while training.
+    /// </summary>
     public static IReadOnlyList<string> Run(MergePlan plan, string outDir, IBackend backend, IMergeProgress? progress = null)
     {
         if (plan.Method is not RiMethod ri) throw new BadInputException($"ri: the config's merge_method must be ri, got {plan.Method.Name}");
+        using var output = OutputCommit.Begin(outDir, new OutputRequest
+        {
+            Inputs = MergeOutput.Inputs(plan), Overwrite = plan.Options.Overwrite, PlannedBytes = PlannedBytes(plan), ModelSubdirectories = true,
+        });
         var report = new MergeReport(plan, backend.Name);
         progress ??= NullProgress.Instance;
         foreach (var w in plan.Warnings) progress.Warn(w);
         var adapted = ri.Adapt(MergeRunner.PrepareContext(plan, backend, plan.Options.RandomSeed ?? 0, report.MethodReport, progress, outDir));
-        Directory.CreateDirectory(outDir);
+        var names = output.Write(staging => WriteExperts(plan, adapted, staging, report));
+        output.Commit();
+        ri.DeleteCheckpoints();
+        return names.Select(n => Path.Combine(outDir, n)).ToList();
+    }
+
+    private static List<string> WriteExperts(MergePlan plan, Dictionary<string, float[]>[] adapted, string outDir, MergeReport report)
+    {
         var used = new HashSet<string>(StringComparer.Ordinal);
-        var dirs = new List<string>();
+        var names = new List<string>();
         for (int k = 0; k < plan.Experts.Count; k++)
         {
             var src = plan.Experts[k];
@@ -45,11 +60,22 @@ public static class RiExport
                 }
                 w.Commit();
             }
-            if ((src.ConfigJsonPath ?? plan.Reference.ConfigJsonPath) is { } cfg) File.Copy(cfg, Path.Combine(dir, "config.json"), overwrite: true);
-            dirs.Add(dir);
+            if ((src.ConfigJsonPath ?? plan.Reference.ConfigJsonPath) is { } cfg) File.Copy(cfg, Path.Combine(dir, "config.json"));
+            names.Add(name);
         }
         MergeRunner.WriteAtomically(Path.Combine(outDir, "ri_report.json"), report.ToJson());
-        ri.DeleteCheckpoints();
-        return dirs;
+        return names;
+    }
+
+    /// <summary>Every expert's tensors (float ones as float32), its headers and config, and the report.</summary>
+    private static long PlannedBytes(MergePlan plan)
+    {
+        long bytes = 1L << 20;
+        foreach (var e in plan.Experts)
+        {
+            bytes += e.Tensors.Sum(t => (t.DType.IsFloat() ? t.ElementCount * 4 : t.ByteLength) + 160 + t.Name.Length);
+            if ((e.ConfigJsonPath ?? plan.Reference.ConfigJsonPath) is { } c && File.Exists(c)) bytes += new FileInfo(c).Length;
+        }
+        return bytes;
     }
 }

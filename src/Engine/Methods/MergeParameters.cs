@@ -6,12 +6,12 @@ namespace TaskMerge.Engine.Methods;
 /// <summary>
 /// Resolves a method's parameters for one tensor with mergekit's precedence:
 /// <c>models[i].parameters</c> (per-model parameters only) over top-level <c>parameters</c> over the
-/// declared default. Every given value is type-checked once, at plan time.
+/// declared default; for a slice, the source's over the slice's over the module's over the top level. Every given value is type-checked once, at plan time.
 /// </summary>
 public sealed class MergeParameters
 {
     private readonly Dictionary<string, ParameterDef> _defs;
-    private readonly IReadOnlyDictionary<string, ParameterSetting> _global;
+    private readonly IReadOnlyList<IReadOnlyDictionary<string, ParameterSetting>> _globals;
     private readonly IReadOnlyList<IReadOnlyDictionary<string, ParameterSetting>> _perModel;
 
     /// <summary>Builds and validates the parameters of <paramref name="defs"/> from config settings.</summary>
@@ -21,11 +21,21 @@ public sealed class MergeParameters
     /// <param name="warnings">Receives one line per unknown parameter.</param>
     public MergeParameters(IEnumerable<ParameterDef> defs, IReadOnlyDictionary<string, ParameterSetting> global,
         IReadOnlyList<IReadOnlyDictionary<string, ParameterSetting>> perModel, ICollection<string> warnings)
+        : this(defs, [global], perModel, warnings) { }
+
+    /// <summary>
+    /// Builds and validates the parameters from scopes of model-independent settings, innermost first
+    /// (a slice's <c>parameters</c>, its module's, the top level): a scope whose setting evaluates to nothing
+    /// for a tensor (no filter matches) falls through to the next, as in mergekit.
+    /// </summary>
+    public MergeParameters(IEnumerable<ParameterDef> defs, IReadOnlyList<IReadOnlyDictionary<string, ParameterSetting>> scopes,
+        IReadOnlyList<IReadOnlyDictionary<string, ParameterSetting>> perModel, ICollection<string> warnings)
     {
         _defs = defs.ToDictionary(d => d.Name);
-        _global = global;
+        _globals = scopes;
         _perModel = perModel;
-        foreach (var (name, setting) in global) Check(name, setting, false, warnings);
+        foreach (var scope in scopes)
+            foreach (var (name, setting) in scope) Check(name, setting, false, warnings);
         foreach (var ps in perModel)
             foreach (var (name, setting) in ps) Check(name, setting, true, warnings);
     }
@@ -34,7 +44,7 @@ public sealed class MergeParameters
     public IEnumerable<ParameterDef> Definitions => _defs.Values;
 
     /// <summary>True when the config gives <paramref name="name"/> (top level or for any model) rather than leaving the default.</summary>
-    public bool IsSet(string name) => _global.ContainsKey(name) || _perModel.Any(p => p.ContainsKey(name));
+    public bool IsSet(string name) => _globals.Any(g => g.ContainsKey(name)) || _perModel.Any(p => p.ContainsKey(name));
 
     /// <summary>A float parameter for a tensor; <paramref name="model"/> selects per-model values (-1: global only).</summary>
     public double Float(string name, string tensor = "", double t = 0, int model = -1) =>
@@ -72,13 +82,13 @@ public sealed class MergeParameters
         var names = list.Select(d => d.Name).Where(n => !drop.Contains(n)).ToHashSet(StringComparer.Ordinal);
         Dictionary<string, ParameterSetting> Keep(IReadOnlyDictionary<string, ParameterSetting> d) =>
             d.Where(kv => names.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-        return new MergeParameters(list, Keep(_global), [.. _perModel.Select(Keep)], new List<string>());
+        return new MergeParameters(list, _globals.Select(Keep).ToArray(), [.. _perModel.Select(Keep)], new List<string>());
     }
 
     /// <summary>A string-list parameter (a single string counts as a one-element list; YAML null as an empty one).</summary>
     public IReadOnlyList<string> List(string name)
     {
-        if (_global.TryGetValue(name, out var s))
+        if (Global(name) is { } s)
             return s switch
             {
                 StringListSetting l => l.Values,
@@ -95,16 +105,17 @@ public sealed class MergeParameters
         var r = new Dictionary<string, object?>();
         foreach (var d in _defs.Values.OrderBy(d => d.Name, StringComparer.Ordinal))
         {
-            if (d.PerModel && !_global.ContainsKey(d.Name)) continue;
-            if (d.Default is null && !_global.ContainsKey(d.Name)) { r[d.Name] = null; continue; }
-            if (_global.TryGetValue(d.Name, out var s) && s is not ScalarSetting && d.Kind != ParameterKind.StringList) { r[d.Name] = Describe(s); continue; }
+            var s = Global(d.Name);
+            if (d.PerModel && s is null) continue;
+            if (d.Default is null && s is null) { r[d.Name] = null; continue; }
+            if (s is not null and not ScalarSetting && d.Kind != ParameterKind.StringList) { r[d.Name] = Describe(s); continue; }
             r[d.Name] = d.Kind switch
             {
                 ParameterKind.Float => Float(d.Name),
                 ParameterKind.Int => Int(d.Name),
                 ParameterKind.Bool => Bool(d.Name),
                 ParameterKind.StringList => List(d.Name),
-                _ => _global.ContainsKey(d.Name) || d.Default is not null ? String(d.Name) : null,
+                _ => s is not null || d.Default is not null ? String(d.Name) : null,
             };
         }
         return r;
@@ -120,6 +131,9 @@ public sealed class MergeParameters
         _ => s.ToString(),
     };
 
+    private ParameterSetting? Global(string name) =>
+        _globals.Select(g => g.TryGetValue(name, out var s) ? s : null).FirstOrDefault(s => s is not null);
+
     private ParameterDef Def(string name) =>
         _defs.TryGetValue(name, out var d) ? d : throw new InvalidOperationException($"method did not declare parameter '{name}'");
 
@@ -128,8 +142,9 @@ public sealed class MergeParameters
         var def = Def(name);
         if (model >= 0 && def.PerModel && model < _perModel.Count && _perModel[model].TryGetValue(name, out var ms) && ms.Evaluate(tensor, t) is { } mv)
             return mv;
-        if (_global.TryGetValue(name, out var gs) && gs.Evaluate(tensor, t) is { } gv)
-            return gv;
+        foreach (var scope in _globals)
+            if (scope.TryGetValue(name, out var gs) && gs.Evaluate(tensor, t) is { } gv)
+                return gv;
         return def.Default ?? throw new BadInputException($"missing required parameter '{name}'" + (tensor.Length > 0 ? $" for tensor {tensor}" : ""));
     }
 

@@ -23,6 +23,7 @@ public static class ForwardRunner
         Action<int, int>? progress = null)
     {
         if (batchSize < 1) throw new BadInputException($"--batch-size must be at least 1, got {batchSize}");
+        SafetensorsSingleFile.CheckTarget(outputPath, [new(modelPath, "MODEL"), new(inputPath, "INPUT")], "OUTPUT");
         using var source = ModelSource.Open(modelPath);
         var kind = ModelKinds.Detect(source);
         using var input = SafetensorsFile.Open(inputPath);

@@ -54,4 +54,14 @@ public class InspectCommandTests
         Assert.Equal(2, code);
         Assert.Contains("/nonexistent/model", stderr);
     }
+
+    [Fact]
+    public void Inspect_png_without_base_is_exit_2_instead_of_being_ignored()
+    {
+        string png = Path.Combine(TestPaths.NewTempDir(), "h.png");
+        var (code, _, stderr) = CliRunner.Run("inspect", Zoo("base"), "--png", png);
+        Assert.Equal(2, code);
+        Assert.Contains("--base", stderr);
+        Assert.False(File.Exists(png));
+    }
 }

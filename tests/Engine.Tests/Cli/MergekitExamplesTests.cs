@@ -14,7 +14,7 @@ public class MergekitExamplesTests
     private static string ExampleText(string name) => File.ReadAllText(Path.Combine(TestPaths.Data, "mergekit-examples", name + ".yml"));
 
     /// <summary>A LLaMA/Mistral-shaped model: embeddings, <see cref="Layers"/> decoder layers, final norm and head.</summary>
-    private static string WriteModel(string dir, string id, string architecture, int seed)
+    internal static string WriteModel(string dir, string id, string architecture, int seed, int layers = Layers)
     {
         string path = Path.Combine(dir, id.Replace('/', '_'));
         Directory.CreateDirectory(path);
@@ -23,7 +23,7 @@ public class MergekitExamplesTests
         var w = new Weights();
         void Add(string name, params int[] shape) => w.Add(name, Values(shape.Aggregate(1, (x, y) => x * y)), shape);
         Add("model.embed_tokens.weight", Vocab, Hidden);
-        for (int i = 0; i < Layers; i++)
+        for (int i = 0; i < layers; i++)
         {
             foreach (var p in new[] { "q_proj", "k_proj", "v_proj", "o_proj" }) Add($"model.layers.{i}.self_attn.{p}.weight", Hidden, Hidden);
             foreach (var p in new[] { "gate_proj", "up_proj" }) Add($"model.layers.{i}.mlp.{p}.weight", 2 * Hidden, Hidden);
@@ -36,12 +36,12 @@ public class MergekitExamplesTests
         w.WriteModel(path);
         string type = architecture.StartsWith("Mistral") ? "mistral" : "llama";
         File.WriteAllText(Path.Combine(path, "config.json"),
-            $$"""{"architectures": ["{{architecture}}"], "model_type": "{{type}}", "hidden_size": {{Hidden}}, "num_hidden_layers": {{Layers}}, "vocab_size": {{Vocab}}, "torch_dtype": "bfloat16"}""");
+            $$"""{"architectures": ["{{architecture}}"], "model_type": "{{type}}", "hidden_size": {{Hidden}}, "num_hidden_layers": {{layers}}, "vocab_size": {{Vocab}}, "torch_dtype": "bfloat16"}""");
         return path;
     }
 
     /// <summary>Writes the example with every hub id replaced by a synthetic model; returns the config path and the models by id.</summary>
-    private static (string Config, Dictionary<string, string> Models) Prepare(string example, string dir)
+    private static (string Config, Dictionary<string, string> Models) Prepare(string example, string dir, int layers = Layers)
     {
         string text = ExampleText(example);
         var ids = Regex.Matches(text, @"model:\s*([\w.-]+/[\w.-]+)").Select(m => m.Groups[1].Value).Distinct().ToList();
@@ -49,7 +49,7 @@ public class MergekitExamplesTests
         for (int k = 0; k < ids.Count; k++)
         {
             string arch = ids[k].Contains("istral", StringComparison.OrdinalIgnoreCase) ? "MistralForCausalLM" : "LlamaForCausalLM";
-            models[ids[k]] = WriteModel(dir, ids[k], arch, 100 + k);
+            models[ids[k]] = WriteModel(dir, ids[k], arch, 100 + k, layers);
         }
         foreach (var (id, path) in models) text = text.Replace(id, path);
         string config = Path.Combine(dir, example + ".yml");
@@ -78,10 +78,10 @@ public class MergekitExamplesTests
         return c;
     }
 
-    private static void AssertMatches(string outDir, DType stored, Func<string, double[]> expected)
+    private static void AssertMatches(string outDir, DType stored, Func<string, double[]> expected, int layers = Layers)
     {
         using var merged = ModelSource.Open(outDir);
-        Assert.Equal(3 + 9 * Layers, merged.Tensors.Count);
+        Assert.Equal(3 + 9 * layers, merged.Tensors.Count);
         foreach (var t in merged.Tensors)
         {
             Assert.Equal(stored, t.DType);
@@ -167,16 +167,53 @@ public class MergekitExamplesTests
         });
     }
 
-    [Theory]
-    [InlineData("gradient-slerp")]
-    [InlineData("orcamini-platy-44layer")]
-    public void Slice_examples_are_refused_with_exit_2_until_slices_are_supported(string example)
+    [Fact]
+    public void Gradient_slerp_slices_example_matches_the_float64_slerp_per_filter_gradient()
+    {
+        const int layers = 40;
+        string dir = TestPaths.NewTempDir();
+        var (config, models) = Prepare("gradient-slerp", dir, layers);
+        var (code, outDir, err) = Run(config, dir);
+        Assert.True(code == 0, err);
+        using var a = ModelSource.Open(models["psmathur/orca_mini_v3_13b"]);
+        using var b = ModelSource.Open(models["garage-bAInd/Platypus2-13B"]);
+        AssertMatches(outDir, DType.F16, name =>
+        {
+            var m = Regex.Match(name, @"\.layers\.(\d+)\.");
+            double depth = m.Success ? int.Parse(m.Groups[1].Value) / (double)(layers - 1) : 0;
+            double t = name.Contains("self_attn") ? Gradient([0, 0.5, 0.3, 0.7, 1], depth)
+                : name.Contains("mlp") ? Gradient([1, 0.5, 0.7, 0.3, 0], depth) : 0.5;
+            double[] D(float[] v) => Rounded(v, DType.F16).Select(x => (double)x).ToArray();
+            return SphericalReference.Slerp(t, D(a.ReadFloat32(name)), D(b.ReadFloat32(name)));
+        }, layers);
+    }
+
+    [Fact]
+    public void Orcamini_platy_passthrough_stacks_44_layers_renumbered_from_both_models()
     {
         string dir = TestPaths.NewTempDir();
-        var (config, _) = Prepare(example, dir);
+        var (config, models) = Prepare("orcamini-platy-44layer", dir, 40);
         var (code, outDir, err) = Run(config, dir);
-        Assert.Equal(2, code);
-        Assert.Contains("slices", err);
-        Assert.False(File.Exists(Path.Combine(outDir, "model.safetensors")));
+        Assert.True(code == 0, err);
+        var cfg = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "config.json")))!;
+        Assert.Equal(44, (int)cfg["num_hidden_layers"]!);
+        Assert.Equal("float16", (string)cfg["torch_dtype"]!);
+        using var orca = ModelSource.Open(models["psmathur/orca_mini_v3_13b"]);
+        using var platy = ModelSource.Open(models["garage-bAInd/Platypus2-13B"]);
+        AssertMatches(outDir, DType.F16, name =>
+        {
+            var m = Regex.Match(name, @"^model\.layers\.(\d+)\.(.*)$");
+            float[] v;
+            if (!m.Success) v = (name == "model.embed_tokens.weight" ? orca : platy).ReadFloat32(name);
+            else
+            {
+                int k = int.Parse(m.Groups[1].Value);
+                v = k < 24 ? orca.ReadFloat32(name) : platy.ReadFloat32($"model.layers.{k - 24 + 20}.{m.Groups[2].Value}");
+            }
+            return v.Select(x => (double)x).ToArray();
+        }, 44);
+        using var merged = ModelSource.Open(outDir);
+        Assert.Equal(Enumerable.Range(0, 44).Select(i => $"model.layers.{i}.mlp.down_proj.weight"),
+            merged.Tensors.Select(t => t.Name).Where(n => n.EndsWith("mlp.down_proj.weight")).OrderBy(n => int.Parse(n.Split('.')[2])));
     }
 }

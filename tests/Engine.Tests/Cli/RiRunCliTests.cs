@@ -21,7 +21,7 @@ public class RiRunCliTests
     /// base + 2 experts in HF layout (with config.json) or open_clip layout (prefix visual., no config.json),
     /// the same values either way; 2 heads and 12 aux images. Returns the config path.
     /// </summary>
-    private static string WriteZoo(string dir, bool openClip, string baseMethod = "task_arithmetic")
+    internal static string WriteZoo(string dir, bool openClip, string baseMethod = "task_arithmetic")
     {
         TinyModels.WriteRiZoo(dir, Shape, modelSeed: 11, seed: 13, (name, hf) =>
         {
