@@ -21,6 +21,7 @@ internal static class MergeCommand
         var shard = new Option<string>("--out-shard-size") { Description = "largest output shard: bytes with K/M/G suffixes (decimal, 5G = 5·10⁹); B = billion bytes as mergekit writes it, so the default 5B = 5G", DefaultValueFactory = _ => "5B" };
         var seed = new Option<ulong?>("--random-seed") { Description = "seed of the counter RNG behind DARE/DELLA's random drops (default: 0)" };
         var crimes = new Option<bool>("--allow-crimes") { Description = "merge models of different architectures, skipping tensors whose shape differs from the base, instead of failing" };
+        var nonFinite = new Option<bool>("--allow-nonfinite") { Description = "merge tensors holding NaN/Inf (they propagate) instead of failing" };
         var intersect = new Option<bool>("--tensor-intersection", "-i") { Description = "only merge tensors every model has" };
         var threads = new Option<int>("--num-threads", "-j") { Description = "CPU threads (default: all cores)" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress output" };
@@ -30,7 +31,7 @@ internal static class MergeCommand
         var offline = new Option<bool>("--offline") { Description = "resolve hub ids (org/name[@revision]) from the Hugging Face cache only, never download (also HF_HUB_OFFLINE=1)" };
         var cmd = new Command("merge", "Merge models as a mergekit-style YAML config says")
         {
-            config, outDir, device, cuda, shard, seed, crimes, intersect, threads, quiet, noTokenizer, noCard, overwrite, offline,
+            config, outDir, device, cuda, shard, seed, crimes, nonFinite, intersect, threads, quiet, noTokenizer, noCard, overwrite, offline,
         };
         foreach (var name in new[] { "--copy-tokenizer", "--lazy-unpickle", "--low-cpu-memory", "--read-to-gpu", "--clone-tensors", "--safe-serialization", "--async-write", "--write-model-card", "--multi-gpu", "--trust-remote-code" })
             cmd.Options.Add(new Option<bool>(name) { Description = "accepted for mergekit compatibility (no effect)" });
@@ -45,6 +46,7 @@ internal static class MergeCommand
                 OutShardBytes = SizeParser.ParseBytes(parse.GetValue(shard)!),
                 RandomSeed = parse.GetValue(seed),
                 AllowCrimes = parse.GetValue(crimes),
+                AllowNonFinite = parse.GetValue(nonFinite),
                 TensorIntersection = parse.GetValue(intersect),
                 CopyTokenizer = !parse.GetValue(noTokenizer),
                 WriteModelCard = !parse.GetValue(noCard),

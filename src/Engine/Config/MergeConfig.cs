@@ -1,4 +1,3 @@
-using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace TaskMerge.Engine.Config;
@@ -57,20 +56,17 @@ public sealed class MergeConfig
     /// <summary>Reads and parses a config file; every problem is a <see cref="BadInputException"/>.</summary>
     public static MergeConfig Load(string path)
     {
+        if (Directory.Exists(path)) throw new BadInputException($"{path}: config is a directory, not a YAML file");
         if (!File.Exists(path)) throw new BadInputException($"{path}: config file not found");
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (IOException e) { throw new BadInputException($"{path}: cannot read config: {e.Message}"); }
+        byte[] bytes = IO.RegularFile.ReadAllBytes(path, path, 4L * BoundedYaml.MaxChars);
+        string text = new StreamReader(new MemoryStream(bytes), detectEncodingFromByteOrderMarks: true).ReadToEnd();
         return Parse(text, path);
     }
 
     /// <summary>Parses config text; <paramref name="path"/> is used for messages and relative paths.</summary>
     public static MergeConfig Parse(string text, string path)
     {
-        var stream = new YamlStream();
-        try { stream.Load(new StringReader(text)); }
-        catch (YamlException e) { throw new BadInputException($"{path}:{e.Start.Line}: invalid YAML: {OneLine(e.InnerException?.Message ?? e.Message)}"); }
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+        if (BoundedYaml.Load(text, path)?.RootNode is not YamlMappingNode root)
             throw new BadInputException($"{path}: config must be a YAML mapping with merge_method, models, ...");
 
         var keys = new Dictionary<string, YamlNode>();
@@ -176,6 +172,7 @@ public sealed class MergeConfig
                 if (k is YamlScalarNode { Value: "path" or "model" }) return ModelRef(v, path, what);
         }
         string s = Scalar(node, path, what);
+        if (s.Contains('\0')) throw new BadInputException($"{path}:{node.Start.Line}: {what} path contains a NUL character");
         if (s.Contains('+')) throw new BadInputException($"{path}:{node.Start.Line}: '{s}': LoRA references (model+lora) are not supported");
         return s;
     }
@@ -239,6 +236,4 @@ public sealed class MergeConfig
 
     internal static string Scalar(YamlNode node, string path, string what) =>
         node is YamlScalarNode { Value: { } v } ? v : throw new BadInputException($"{path}:{node.Start.Line}: '{what}' must be a plain value");
-
-    private static string OneLine(string s) => s.ReplaceLineEndings(" ");
 }

@@ -134,7 +134,7 @@ public static class MergeApi
     /// <summary>
     /// Reads <see cref="MergeOptions"/> and <see cref="MergeRunSettings"/> from a JSON object whose keys are
     /// the CLI's long flags without dashes (<c>device</c>, <c>out_shard_size</c>, <c>random_seed</c>,
-    /// <c>allow_crimes</c>, <c>tensor_intersection</c>, <c>num_threads</c>, <c>copy_tokenizer</c>,
+    /// <c>allow_crimes</c>, <c>allow_nonfinite</c>, <c>tensor_intersection</c>, <c>num_threads</c>, <c>copy_tokenizer</c>,
     /// <c>write_model_card</c>, <c>overwrite</c>); null or empty means the CLI's defaults. Unknown keys are bad input.
     /// </summary>
     public static (MergeOptions Options, MergeRunSettings Settings) ParseOptions(string? json)
@@ -159,13 +159,14 @@ public static class MergeApi
                     case "out_shard_size": options = options with { OutShardBytes = v.ValueKind == JsonValueKind.Number ? v.GetInt64() : SizeParser.ParseBytes(Text(p)) }; break;
                     case "random_seed": options = options with { RandomSeed = v.ValueKind == JsonValueKind.Null ? null : v.TryGetUInt64(out ulong s) ? s : throw Bad(p, "a non-negative integer") }; break;
                     case "allow_crimes": options = options with { AllowCrimes = Bool(p) }; break;
+                    case "allow_nonfinite": options = options with { AllowNonFinite = Bool(p) }; break;
                     case "tensor_intersection": options = options with { TensorIntersection = Bool(p) }; break;
                     case "copy_tokenizer": options = options with { CopyTokenizer = Bool(p) }; break;
                     case "no_copy_tokenizer": options = options with { CopyTokenizer = !Bool(p) }; break;
                     case "write_model_card": options = options with { WriteModelCard = Bool(p) }; break;
                     case "no_model_card": options = options with { WriteModelCard = !Bool(p) }; break;
                     case "overwrite": options = options with { Overwrite = Bool(p) }; break;
-                    default: throw new BadInputException($"options: unknown key '{p.Name}' (known: device, num_threads, out_shard_size, random_seed, allow_crimes, tensor_intersection, copy_tokenizer, write_model_card, overwrite)");
+                    default: throw new BadInputException($"options: unknown key '{p.Name}' (known: device, num_threads, out_shard_size, random_seed, allow_crimes, allow_nonfinite, tensor_intersection, copy_tokenizer, write_model_card, overwrite)");
                 }
             }
         }

@@ -52,7 +52,7 @@ public sealed class RobertaTokenizer
         Dictionary<string, int> ids;
         try
         {
-            ids = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(vocab))
+            ids = JsonSerializer.Deserialize<Dictionary<string, int>>(ReadAllText(vocab, P(vocab)))
                   ?? throw new BadInputException($"{P(vocab)}: empty vocabulary");
         }
         catch (JsonException e)

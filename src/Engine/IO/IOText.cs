@@ -52,10 +52,20 @@ internal static class IOText
     /// The bytes of <paramref name="path"/>; an unreadable file is a <see cref="BadInputException"/>
     /// "<paramref name="shown"/>: cannot read[ <paramref name="what"/>]: reason" on one line.
     /// </summary>
-    public static byte[] ReadAllBytes(string path, string shown, string? what = null) => Read(path, shown, what, File.ReadAllBytes);
+    public static byte[] ReadAllBytes(string path, string shown, string? what = null) => Read(path, shown, what, ReadRegular);
 
     /// <summary>The text of <paramref name="path"/>, with unreadable files reported as by <see cref="ReadAllBytes"/>.</summary>
-    public static string ReadAllText(string path, string shown, string? what = null) => Read(path, shown, what, File.ReadAllText);
+    public static string ReadAllText(string path, string shown, string? what = null) =>
+        Read(path, shown, what, p => new StreamReader(new MemoryStream(ReadRegular(p)), detectEncodingFromByteOrderMarks: true).ReadToEnd());
+
+    /// <summary>Input files are read only when they are regular files (<see cref="RegularFile"/>).</summary>
+    private static byte[] ReadRegular(string path)
+    {
+        using var fs = RegularFile.OpenRead(path, P(path));
+        var bytes = new byte[fs.Length];
+        fs.ReadExactly(bytes);
+        return bytes;
+    }
 
     private static T Read<T>(string path, string shown, string? what, Func<string, T> read)
     {

@@ -30,8 +30,9 @@ public static class ModelDirectoryFiles
         JsonNode? root;
         try
         {
-            using var fs = File.OpenRead(srcConfigJson);
-            root = JsonNode.Parse(fs, documentOptions: new JsonDocumentOptions
+            byte[] bytes = RegularFile.ReadAllBytes(srcConfigJson, p);
+            JsonSurrogates.Check(bytes, p);
+            root = JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions
             {
                 AllowTrailingCommas = true,
                 CommentHandling = JsonCommentHandling.Skip,

@@ -106,6 +106,35 @@ public sealed partial class ModelSource : IDisposable
         f.ReadFloat32(t, dst);
     }
 
+    /// <summary>
+    /// Decodes a floating-point tensor into float32 and checks every value in the same pass: a NaN or ±Inf is a
+    /// <see cref="BadInputException"/> naming the model, the tensor and the first index.
+    /// </summary>
+    /// <param name="name">Tensor name.</param>
+    /// <param name="dst">Destination of exactly the tensor's element count.</param>
+    public void ReadFloat32Finite(string name, Span<float> dst)
+    {
+        var (f, t) = Lookup(name);
+        long bad = f.ReadFloat32FindNonFinite(t, dst);
+        if (bad >= 0) throw NonFinite(t, bad, dst[(int)bad]);
+    }
+
+    private BadInputException NonFinite(TensorInfo t, long index, float value)
+    {
+        var coords = new long[t.Shape.Length];
+        long rest = index;
+        for (int d = coords.Length - 1; d >= 0; d--)
+        {
+            long dim = Math.Max(1, t.Shape[d]);
+            coords[d] = rest % dim;
+            rest /= dim;
+        }
+        string what = float.IsNaN(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf";
+        return new BadInputException(
+            $"{P(Path)}: tensor {Q(t.Name)} holds a non-finite value ({what}) at index {index} [{string.Join(", ", coords)}]; " +
+            "merging it would spread it through the result (--allow-nonfinite merges it anyway)");
+    }
+
     /// <summary>Decodes a floating-point tensor into a new float32 array.</summary>
     /// <param name="name">Tensor name.</param>
     public float[] ReadFloat32(string name)
@@ -270,6 +299,7 @@ public sealed partial class ModelSource : IDisposable
     private static Dictionary<string, string> ReadWeightMap(string ip, string indexPath)
     {
         byte[] bytes = ReadAllBytes(indexPath, ip);
+        JsonSurrogates.Check(bytes, ip);
         JsonDocument doc;
         try
         {
@@ -302,6 +332,7 @@ public sealed partial class ModelSource : IDisposable
                 if (!map.TryAdd(kv.Name, kv.Value.GetString()!))
                     throw new BadInputException($"{ip}: duplicate tensor name {Q(kv.Name)} in weight_map");
             }
+            if (map.Count == 0) throw new BadInputException($"{ip}: 'weight_map' is empty (the index lists no tensors)");
             return map;
         }
     }

@@ -88,15 +88,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         if (LooksLikePickle(path))
             throw new BadInputException($"{p}: PyTorch pickle checkpoints are not loaded; only safetensors is supported (convert it to .safetensors first)");
 
-        FileStream fs;
-        try
-        {
-            fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BadInputException($"{p}: cannot open: {OneLine(e.Message)}", e);
-        }
+        FileStream fs = RegularFile.OpenRead(path, p);
 
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;
@@ -168,6 +160,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         {
             throw new BadInputException($"{p}: header is not valid UTF-8 (at byte {8 + (e.Index < 0 ? 0 : e.Index)})");
         }
+        JsonSurrogates.Check(header, $"{p}: header", 8);
         if (header[0] != (byte)'{')
             throw new BadInputException($"{p}: header is not a JSON object (it must start with '{{')");
 
@@ -416,6 +409,31 @@ public sealed unsafe class SafetensorsFile : IDisposable
             int n = Math.Min(Chunk, dst.Length - i);
             FloatConvert.ToFloat(info.DType, new ReadOnlySpan<byte>(src + (long)i * size, n * size), dst.Slice(i, n));
         }
+    }
+
+    /// <summary>
+    /// <see cref="ReadFloat32(TensorInfo, Span{float})"/> fused with the non-finite check: returns the flat index
+    /// of the first NaN/±Inf (the decode stops there), or −1 when every value is finite.
+    /// </summary>
+    /// <param name="info">A tensor of this file.</param>
+    /// <param name="dst">Destination of exactly <see cref="TensorInfo.ElementCount"/> elements.</param>
+    public long ReadFloat32FindNonFinite(TensorInfo info, Span<float> dst)
+    {
+        CheckOwn(info);
+        if (!info.DType.IsFloat())
+            throw new BadInputException($"{P(Path)}: tensor {Q(info.Name)} has dtype {info.DType.SafetensorsName()}, not a floating-point type");
+        if (dst.Length != info.ElementCount)
+            throw new ArgumentException($"destination holds {dst.Length} elements but tensor {Q(info.Name)} has {info.ElementCount}", nameof(dst));
+        int size = info.DType.Size();
+        const int Chunk = 1 << 24;
+        byte* src = _data + info.Begin;
+        for (int i = 0; i < dst.Length; i += Chunk)
+        {
+            int n = Math.Min(Chunk, dst.Length - i);
+            int bad = FloatConvert.ToFloatFindNonFinite(info.DType, new ReadOnlySpan<byte>(src + (long)i * size, n * size), dst.Slice(i, n));
+            if (bad >= 0) return (long)i + bad;
+        }
+        return -1;
     }
 
     /// <summary>Decodes a floating-point tensor into a new float32 array.</summary>

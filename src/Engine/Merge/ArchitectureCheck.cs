@@ -31,7 +31,7 @@ internal static class ArchitectureCheck
         JsonNode? node;
         try
         {
-            node = JsonNode.Parse(IOText.ReadAllText(path, path, "config.json"));
+            node = JsonNode.Parse(JsonSurrogates.Check(IOText.ReadAllText(path, path, "config.json"), path));
         }
         catch (JsonException e)
         {

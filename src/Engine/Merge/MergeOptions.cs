@@ -15,6 +15,12 @@ public sealed record MergeOptions
     /// <summary><c>-i/--tensor-intersection</c>: drop tensors some expert lacks instead of using τ = 0.</summary>
     public bool TensorIntersection { get; init; }
 
+    /// <summary>
+    /// <c>--allow-nonfinite</c>: a NaN/±Inf in a tensor a method reads propagates as the method's math makes it;
+    /// by default it is bad input naming the model, tensor and index.
+    /// </summary>
+    public bool AllowNonFinite { get; init; }
+
     /// <summary>Copy tokenizer and preprocessor files from the base model directory (mergekit's default).</summary>
     public bool CopyTokenizer { get; init; } = true;
 

@@ -155,6 +155,7 @@ public sealed partial class MergePlan : IDisposable
             long bytes = 0;
             var refNames = new HashSet<string>(reference.Tensors.Select(t => t.Name));
 
+            MissingTensors.Check(reference, experts, options.AllowCrimes, warnings);
             foreach (var info in reference.Tensors)
             {
                 int[] shape = ToIntShape(info, reference.Path);

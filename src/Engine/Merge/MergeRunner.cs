@@ -193,7 +193,7 @@ public static class MergeRunner
             var (from, name) = t.Sources?.First ?? (plan.Reference, t.Name);
             report.AddRead(t.SourceDType.Size() * Count(t.Shape));
             if (t.SourceDType == t.OutDType) return new LoadedGroup(t, null, [], from.GetBytes(name).ToArray(), null);
-            return new LoadedGroup(t, null, [], null, LoadFloat(plan, from, name, Count(t.Shape)));
+            return new LoadedGroup(t, null, [], null, LoadFloat(plan, from, name, Count(t.Shape), checkFinite: false));
         }
         if (t.Sources is { } sources) return LoadSources(plan, t, sources, backend, report);
         StagedTensor? baseValues = null;
@@ -244,10 +244,10 @@ public static class MergeRunner
         }
     }
 
-    private static float[] LoadReference(MergePlan plan, string name)
+    private static float[] LoadReference(MergePlan plan, string name, bool checkFinite = true)
     {
         plan.Reference.TryGet(name, out var info);
-        return LoadFloat(plan, plan.Reference, name, info!.ElementCount);
+        return LoadFloat(plan, plan.Reference, name, info!.ElementCount, checkFinite);
     }
 
     /// <summary>An expert's tensor for <see cref="IMergeMethod.Prepare"/>; the base values (τ = 0) where the expert lacks it or its shape was skipped under --allow-crimes.</summary>
@@ -256,17 +256,21 @@ public static class MergeRunner
             ? LoadFloat(plan, plan.Experts[model], name, info!.ElementCount)
             : LoadReference(plan, name);
 
-    private static float[] LoadFloat(MergePlan plan, ModelSource source, string name, long count)
+    private static float[] LoadFloat(MergePlan plan, ModelSource source, string name, long count, bool checkFinite = true)
     {
         var a = HostArrayPool.Rent(checked((int)count));
-        ReadFloat(plan, source, name, a);
+        ReadFloat(plan, source, name, a, checkFinite);
         return a;
     }
 
-    /// <summary>Decodes a tensor into <paramref name="values"/> and rounds it to the compute dtype.</summary>
-    private static void ReadFloat(MergePlan plan, ModelSource source, string name, Span<float> values)
+    /// <summary>
+    /// Decodes a tensor into <paramref name="values"/> and rounds it to the compute dtype; a merge input is checked
+    /// for NaN/±Inf in the same pass unless <c>--allow-nonfinite</c>.
+    /// </summary>
+    private static void ReadFloat(MergePlan plan, ModelSource source, string name, Span<float> values, bool checkFinite = true)
     {
-        source.ReadFloat32(name, values);
+        if (!checkFinite || plan.Options.AllowNonFinite) source.ReadFloat32(name, values);
+        else source.ReadFloat32Finite(name, values);
         FloatConvert.RoundTo(plan.ComputeDType, values);
     }
 

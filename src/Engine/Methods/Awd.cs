@@ -44,11 +44,11 @@ public sealed class AwdMethod : IMergeMethod
     [
         ParameterDef.Choice("granularity", "model", "what one cosine is taken over: model (all included tensors flattened), tensor, or row (one per output row, mean over rows; regulariser Σᵣ‖δᵣ‖)", "model", "tensor", "row"),
         ParameterDef.Choice("optimizer", "gd", "gd (δ ← δ − lr·∇L), sgd (torch SGD with momentum) or adam (torch Adam, β 0.9/0.999, eps 1e-8)", "gd", "sgd", "adam"),
-        ParameterDef.Float("lr", 0.01, "learning rate"),
-        ParameterDef.Int("iter_num", 300, "number of updates of δ"),
-        ParameterDef.Float("alpha", 0.1, "weight α of the regulariser ‖δ‖₂"),
-        ParameterDef.Float("momentum", 0.9, "sgd momentum μ (buf ← μ·buf + g, torch order)"),
-        ParameterDef.Float("weight_decay", 0.0, "L2 weight decay: wd·δ added to the gradient by every optimizer (torch semantics)"),
+        ParameterDef.Float("lr", 0.01, "learning rate", range: ParameterRange.NonNegative),
+        ParameterDef.Int("iter_num", 300, "number of updates of δ", min: 0, max: 1_000_000),
+        ParameterDef.Float("alpha", 0.1, "weight α of the regulariser ‖δ‖₂", range: ParameterRange.NonNegative),
+        ParameterDef.Float("momentum", 0.9, "sgd momentum μ (buf ← μ·buf + g, torch order)", range: ParameterRange.NonNegative),
+        ParameterDef.Float("weight_decay", 0.0, "L2 weight decay: wd·δ added to the gradient by every optimizer (torch semantics)", range: ParameterRange.NonNegative),
         ParameterDef.List("exclude_keys", "regexes (searched anywhere in the name) of 2-D tensors left out of AWD (δ = 0 there)"),
         ParameterDef.Choice("base_method", "task_arithmetic", "method merging the disentangled task vectors τ̂ᵢ = τᵢ − δ", "task_arithmetic", "ties"),
         .. TaskArithmeticCore.CommonParameters(normalize: false, rescale: false).Select(d => d.Name == "normalize"

@@ -44,7 +44,7 @@ internal static class AwdObjective
                 double nn = n[i] * n[j];
                 bool regular = nn > CosineEps;
                 double denominator = regular ? nn : CosineEps;
-                double c = Gram(gramTau, p, s, k, i, j) / denominator, abs = Math.Abs(c), cross = Math.Sign(c) / denominator;
+                double c = Gram(gramTau, p, s, k, i, j) / denominator, abs = Math.Abs(c), cross = (double.IsNaN(c) ? c : Math.Sign(c)) / denominator; // NaN propagates, as torch.sign (--allow-nonfinite)
                 sumAbs += abs;
                 beta[i] += cross;
                 beta[j] += cross;

@@ -34,7 +34,7 @@ public sealed class IsoCtsMethod : IMergeMethod
     public IReadOnlyList<ParameterDef> Parameters { get; } =
     [
         .. SpectralOps.ScalingFactor("scale of the merged task vector"),
-        ParameterDef.Float("common_space_fraction", 0.8, "fraction of min(m,n) given to the common subspace of Σ τᵢ"),
+        ParameterDef.Float("common_space_fraction", 0.8, "fraction of min(m,n) given to the common subspace of Σ τᵢ", range: ParameterRange.Fraction),
         SpectralOps.ExcludeKeys,
     ];
 

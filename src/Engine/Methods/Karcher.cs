@@ -19,8 +19,8 @@ public sealed class KarcherMethod : IMergeMethod
     /// <inheritdoc />
     public IReadOnlyList<ParameterDef> Parameters { get; } =
     [
-        ParameterDef.Int("max_iter", 10, "maximum fixed-point iterations"),
-        ParameterDef.Float("tol", 1e-5, "convergence tolerance (norms, angles and step lengths below it count as zero)"),
+        ParameterDef.Int("max_iter", 10, "maximum fixed-point iterations", min: 1, max: 1_000_000),
+        ParameterDef.Float("tol", 1e-5, "convergence tolerance (norms, angles and step lengths below it count as zero)", range: ParameterRange.NonNegative),
     ];
 
     /// <inheritdoc />

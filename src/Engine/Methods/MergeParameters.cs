@@ -51,7 +51,12 @@ public sealed class MergeParameters
         ParseFloat(Raw(name, tensor, t, model), name);
 
     /// <summary>An integer parameter.</summary>
-    public int Int(string name, string tensor = "", double t = 0) => checked((int)Math.Round(Float(name, tensor, t)));
+    public int Int(string name, string tensor = "", double t = 0)
+    {
+        double v = Float(name, tensor, t);
+        return v >= int.MinValue && v <= int.MaxValue && Math.Floor(v) == v ? (int)v
+            : throw new BadInputException($"parameter '{name}': '{v}' is not an integer");
+    }
 
     /// <summary>A boolean parameter.</summary>
     public bool Bool(string name, string tensor = "", double t = 0, int model = -1)
@@ -177,7 +182,17 @@ public sealed class MergeParameters
                 throw new BadInputException($"{setting.Location}: parameter '{name}' cannot be a gradient list");
             if (leaf is StringListSetting && def.Kind != ParameterKind.String)
                 throw new BadInputException($"{setting.Location}: parameter '{name}' must be a single {def.Kind.ToString().ToLowerInvariant()}, not a list");
+            if (leaf is GradientSetting grad)
+            {
+                foreach (double v in grad.Values) CheckNumber(def, setting.Location, v, v.ToString("R", CultureInfo.InvariantCulture));
+                continue;
+            }
             if (leaf is not ScalarSetting sc) continue;
+            if (def.Kind is ParameterKind.Float or ParameterKind.Int && ParameterParsing.TryParseDouble(sc.Text, out double number))
+            {
+                CheckNumber(def, setting.Location, number, sc.Text);
+                continue;
+            }
             bool ok = def.Kind switch
             {
                 ParameterKind.Float or ParameterKind.Int => ParameterParsing.TryParseDouble(sc.Text, out _),
@@ -190,6 +205,16 @@ public sealed class MergeParameters
                     ? $"{setting.Location}: parameter '{name}' must be a {def.Kind.ToString().ToLowerInvariant()}, got '{sc.Text}'"
                     : $"{setting.Location}: parameter '{name}' must be one of {string.Join("|", def.Choices)}, got '{sc.Text}'");
         }
+    }
+
+    /// <summary>A numeric value must be finite, an integer for an Int parameter, and inside the declared range.</summary>
+    private static void CheckNumber(ParameterDef def, string location, double v, string text)
+    {
+        var range = def.ValidRange;
+        bool integral = !double.IsFinite(v) || Math.Floor(v) == v;
+        if (range.Contains(v) && (integral || def.Kind != ParameterKind.Int)) return;
+        string what = def.Kind == ParameterKind.Int ? "an integer" : range == ParameterRange.Finite ? "a finite number" : "a number";
+        throw new BadInputException($"{location}: parameter '{def.Name}' must be {what}{(range == ParameterRange.Finite ? "" : $" in {range}")}, got '{text}'");
     }
 
     private static IEnumerable<ParameterSetting> Leaves(ParameterSetting s) =>

@@ -23,7 +23,7 @@ public sealed class MultiSlerpMethod : IMergeMethod
     [
         new ParameterDef("weight", ParameterKind.Float, null, "per-model weight (required)", PerModel: true),
         ParameterDef.Bool("normalize_weights", true, "divide the weights by their sum"),
-        ParameterDef.Float("eps", 1e-8, "added to norms before dividing; weighted means shorter than it count as zero"),
+        ParameterDef.Float("eps", 1e-8, "added to norms before dividing; weighted means shorter than it count as zero", range: ParameterRange.NonNegative),
     ];
 
     /// <inheritdoc />

@@ -18,7 +18,7 @@ public sealed class RamMethod : IMergeMethod
     /// <inheritdoc />
     public IReadOnlyList<ParameterDef> Parameters { get; } =
     [
-        ParameterDef.Float("epsilon", 1e-5, "entries with |τ| ≤ epsilon do not contribute"),
+        ParameterDef.Float("epsilon", 1e-5, "entries with |τ| ≤ epsilon do not contribute", range: ParameterRange.NonNegative),
     ];
 
     /// <inheritdoc />

@@ -19,7 +19,7 @@ public sealed class RamPlusTlMethod : IMergeMethod
     [
         ParameterDef.Float("r", 0.1, "rescaling strength"),
         ParameterDef.Float("alpha", 0.2, "upper clamp of the shared/unique ratio"),
-        ParameterDef.Float("epsilon", 1e-5, "entries with |τ| ≤ epsilon do not contribute"),
+        ParameterDef.Float("epsilon", 1e-5, "entries with |τ| ≤ epsilon do not contribute", range: ParameterRange.NonNegative),
     ];
 
     /// <inheritdoc />

@@ -34,7 +34,7 @@ public static class TaskArithmeticCore
     public static IReadOnlyList<ParameterDef> CommonParameters(bool normalize, bool rescale) =>
     [
         ParameterDef.Float("weight", 1.0, "per-model weight wᵢ", perModel: true),
-        ParameterDef.Float("density", 1.0, "fraction of each task vector kept (TIES/DARE)", perModel: true),
+        ParameterDef.Float("density", 1.0, "fraction of each task vector kept (TIES/DARE)", perModel: true, range: ParameterRange.Fraction),
         ParameterDef.Float("lambda", 1.0, "scale of the mixed task vector"),
         ParameterDef.Bool("normalize", normalize, "divide by the (sign-masked) sum of weights"),
         ParameterDef.Bool("rescale", rescale, "after sparsifying, rescale to the original L1 norm (mergekit)"),
@@ -43,7 +43,7 @@ public static class TaskArithmeticCore
 
     /// <summary>The per-model <c>gamma</c> parameter of the breadcrumbs methods (mergekit default 0.01).</summary>
     public static ParameterDef Gamma { get; } =
-        ParameterDef.Float("gamma", 0.01, "fraction of largest-magnitude entries dropped as outliers (breadcrumbs)", perModel: true);
+        ParameterDef.Float("gamma", 0.01, "fraction of largest-magnitude entries dropped as outliers (breadcrumbs)", perModel: true, range: ParameterRange.Fraction);
 
     /// <summary>The per-model <c>epsilon</c> parameter of the DELLA methods (mergekit default 0.15).</summary>
     public static ParameterDef Epsilon { get; } =

@@ -79,22 +79,14 @@ internal static class TaskVectors
     }
 
     /// <summary>
-    /// The <c>exclude_keys</c> regexes of <paramref name="p"/>, compiled (culture-invariant, searched
-    /// anywhere in a tensor name; an exact key matches itself). An invalid pattern is bad input.
+    /// The <c>exclude_keys</c> regexes of <paramref name="p"/>, compiled with a match timeout
+    /// (<see cref="KeyPatterns"/>; culture-invariant, searched anywhere in a tensor name; an exact key matches
+    /// itself). An invalid pattern is bad input.
     /// </summary>
-    public static Regex[] ExcludeKeys(MergeParameters p) => p.List("exclude_keys").Select(pattern =>
-    {
-        try { return new Regex(pattern, RegexOptions.CultureInvariant); }
-        catch (ArgumentException e) { throw new BadInputException($"parameter 'exclude_keys': '{pattern}' is not a valid regular expression ({e.Message})"); }
-    }).ToArray();
+    public static Regex[] ExcludeKeys(MergeParameters p) => p.List("exclude_keys").Select(pattern => KeyPatterns.Compile(pattern)).ToArray();
 
-    /// <summary>True when one of <paramref name="exclude"/> matches <paramref name="name"/>.</summary>
-    public static bool IsExcluded(IReadOnlyList<Regex> exclude, string name)
-    {
-        foreach (var r in exclude)
-            if (r.IsMatch(name)) return true;
-        return false;
-    }
+    /// <summary>True when one of <paramref name="exclude"/> matches <paramref name="name"/>; a match that times out is bad input.</summary>
+    public static bool IsExcluded(IReadOnlyList<Regex> exclude, string name) => KeyPatterns.AnyMatch(exclude, name);
 
     /// <summary>True for a 2-D tensor with no zero dimension whose name no <paramref name="exclude"/> regex matches.</summary>
     public static bool IsIncludedMatrix(string name, ReadOnlySpan<int> shape, IReadOnlyList<Regex> exclude) =>

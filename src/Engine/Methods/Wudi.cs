@@ -36,16 +36,16 @@ public sealed partial class WudiMethod : IMergeMethod
     /// <inheritdoc />
     public IReadOnlyList<ParameterDef> Parameters { get; } =
     [
-        ParameterDef.Float("lr", 1e-5, "Adam learning rate (official ViT code: 1e-5; the RoBERTa code used 2e-5)"),
-        ParameterDef.Int("iter_num", 300, "Adam steps per tensor; 0 gives task arithmetic with λ = 1"),
+        ParameterDef.Float("lr", 1e-5, "Adam learning rate (official ViT code: 1e-5; the RoBERTa code used 2e-5)", range: ParameterRange.NonNegative),
+        ParameterDef.Int("iter_num", 300, "Adam steps per tensor; 0 gives task arithmetic with λ = 1", min: 0, max: 1_000_000),
         ParameterDef.Float("scaling", 1.0, "θ = θ₀ + scaling·τ_m on the WUDI tensors"),
         ParameterDef.List("exclude_keys", "regexes searched in tensor names: matching 2-D tensors get non_matrix instead of WUDI"),
         ParameterDef.Choice("non_matrix", "mean", "tensors that are not 2-D or are excluded: mean (θ₀ + mean τᵢ) or base (θ₀)", "mean", "base"),
         ParameterDef.Choice("solver", "adam", "adam (the official early-stopped trajectory) or closed_form (τ = D(C+ρI)⁻¹, an extension)", "adam", "closed_form"),
-        ParameterDef.Float("ridge", 1e-4, "closed_form only: ρ = ridge·tr(C)/in, i.e. relative to the mean eigenvalue of C (tr C = number of non-zero task vectors)"),
+        ParameterDef.Float("ridge", 1e-4, "closed_form only: ρ = ridge·tr(C)/in, i.e. relative to the mean eigenvalue of C (tr C = number of non-zero task vectors)", range: ParameterRange.NonNegative),
         ParameterDef.Bool("fuse_qkv", false, "optimise each q/k/v (or query/key/value) weight triple as one stacked matrix, as the official open_clip code does (settings are read for the q tensor)"),
         ParameterDef.Bool("log_loss", false, "record the loss every log_every steps and after the last one in merge_report.json"),
-        ParameterDef.Int("log_every", 10, "loss logging interval in steps"),
+        ParameterDef.Int("log_every", 10, "loss logging interval in steps", min: 1, max: 1_000_000),
     ];
 
     /// <inheritdoc />

@@ -30,7 +30,7 @@ internal sealed class ConfigJson
     /// <summary>Parses a config file; <see cref="BadInputException"/> when it is unreadable or not a JSON object.</summary>
     public static ConfigJson Load(string path)
     {
-        string text = ReadAllText(path, P(path));
+        string text = IO.JsonSurrogates.Check(ReadAllText(path, P(path)), P(path));
         try
         {
             using var doc = JsonDocument.Parse(text, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });

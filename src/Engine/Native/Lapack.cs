@@ -61,20 +61,23 @@ internal static unsafe class Lapack
     {
         var f = Bound.Dgesdd;
         int k = Math.Min(m, n), lda = Math.Max(1, m), ldu = Math.Max(1, m), ldvt = Math.Max(1, k), info = 0, lwork = -1;
-        var iwork = new int[8 * Math.Max(1, k)];
         byte jobz = (byte)'S';
         double query = 0;
-        fixed (double* pa = a, ps = s, pu = u, pvt = vt)
-        fixed (int* piw = iwork)
-        {
-            f(&jobz, &m, &n, pa, &lda, ps, pu, &ldu, pvt, &ldvt, &query, &lwork, piw, &info, 1);
-            Check("dgesdd_", info);
-            lwork = checked((int)query);
-            var work = GC.AllocateUninitializedArray<double>(Math.Max(1, lwork));
-            fixed (double* pw = work)
-                f(&jobz, &m, &n, pa, &lda, ps, pu, &ldu, pvt, &ldvt, pw, &lwork, piw, &info, 1);
-        }
+        using var pa = new Aligned<double>(a);
+        using var ps = new Aligned<double>(s.Length);
+        using var pu = new Aligned<double>(u.Length);
+        using var pvt = new Aligned<double>(vt.Length);
+        using var piw = new Aligned<int>(8 * Math.Max(1, k));
+        f(&jobz, &m, &n, pa.P, &lda, ps.P, pu.P, &ldu, pvt.P, &ldvt, &query, &lwork, piw.P, &info, 1);
         Check("dgesdd_", info);
+        lwork = checked((int)query);
+        using (var work = new Aligned<double>(Math.Max(1, lwork)))
+            f(&jobz, &m, &n, pa.P, &lda, ps.P, pu.P, &ldu, pvt.P, &ldvt, work.P, &lwork, piw.P, &info, 1);
+        Check("dgesdd_", info);
+        pa.CopyTo(a);
+        ps.CopyTo(s);
+        pu.CopyTo(u);
+        pvt.CopyTo(vt);
         return info;
     }
 
@@ -89,25 +92,62 @@ internal static unsafe class Lapack
         int lda = Math.Max(1, n), info = 0, lwork = -1, liwork = -1, iquery = 0;
         byte jobz = (byte)'V', uplo = (byte)'L';
         double query = 0;
-        fixed (double* pa = a, pw = w)
-        {
-            f(&jobz, &uplo, &n, pa, &lda, pw, &query, &lwork, &iquery, &liwork, &info, 1, 1);
-            Check("dsyevd_", info);
-            lwork = checked((int)query);
-            liwork = Math.Max(1, iquery);
-            var work = GC.AllocateUninitializedArray<double>(Math.Max(1, lwork));
-            var iwork = new int[liwork];
-            fixed (double* pwork = work)
-            fixed (int* piw = iwork)
-                f(&jobz, &uplo, &n, pa, &lda, pw, pwork, &lwork, piw, &liwork, &info, 1, 1);
-        }
+        using var pa = new Aligned<double>(a);
+        using var pw = new Aligned<double>(w.Length);
+        f(&jobz, &uplo, &n, pa.P, &lda, pw.P, &query, &lwork, &iquery, &liwork, &info, 1, 1);
         Check("dsyevd_", info);
+        lwork = checked((int)query);
+        liwork = Math.Max(1, iquery);
+        using (var work = new Aligned<double>(Math.Max(1, lwork)))
+        using (var iwork = new Aligned<int>(liwork))
+            f(&jobz, &uplo, &n, pa.P, &lda, pw.P, work.P, &lwork, iwork.P, &liwork, &info, 1, 1);
+        Check("dsyevd_", info);
+        pa.CopyTo(a);
+        pw.CopyTo(w);
         return info;
+    }
+
+    /// <summary>
+    /// A 64-byte-aligned native copy of an array. Every buffer LAPACK sees starts on the same alignment on every
+    /// run: vectorised BLAS kernels split their loops by the address's alignment, and a managed array's address
+    /// (hence the summation order, hence the last bit) would otherwise change from run to run.
+    /// </summary>
+    private readonly struct Aligned<T> : IDisposable where T : unmanaged
+    {
+        private readonly int _length;
+
+        public Aligned(int length)
+        {
+            _length = length;
+            P = (T*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, length) * (nuint)sizeof(T), 64);
+            new Span<T>(P, length).Clear();
+        }
+
+        public Aligned(T[] source) : this(source.Length) => source.CopyTo(new Span<T>(P, _length));
+
+        public T* P { get; }
+
+        public void CopyTo(T[] destination) => new ReadOnlySpan<T>(P, _length).CopyTo(destination);
+
+        public void Dispose() => NativeMemory.AlignedFree(P);
     }
 
     private static void Check(string call, int info)
     {
         if (info < 0) throw new InvalidOperationException($"{call}: argument {-info} had an illegal value");
+    }
+
+    /// <summary>
+    /// Makes a threaded BLAS/LAPACK run every call on the calling thread: OpenBLAS, MKL and BLIS split work among
+    /// their own threads by the load of the moment, which changes the summation order and so the last bit of the
+    /// result from run to run. The engine already runs one decomposition per worker thread, so nothing is lost.
+    /// </summary>
+    private static void PinOneThread(IntPtr handle)
+    {
+        foreach (string setter in (string[])["openblas_set_num_threads", "goto_set_num_threads", "MKL_Set_Num_Threads"])
+            if (NativeLibrary.TryGetExport(handle, setter, out IntPtr f)) ((delegate* unmanaged<int, void>)f)(1);
+        if (NativeLibrary.TryGetExport(handle, "bli_thread_set_num_threads", out IntPtr blis)) ((delegate* unmanaged<long, void>)blis)(1);
+        if (NativeLibrary.TryGetExport(handle, "MKL_CBWR_Set", out IntPtr cbwr)) ((delegate* unmanaged<int, int>)cbwr)(2); // MKL_CBWR_COMPATIBLE
     }
 
     /// <summary>Loads the first candidate library exporting both entry points.</summary>
@@ -124,7 +164,10 @@ internal static unsafe class Lapack
                 continue;
             }
             if (NativeLibrary.TryGetExport(handle, "dgesdd_", out IntPtr gesdd) && NativeLibrary.TryGetExport(handle, "dsyevd_", out IntPtr syevd))
+            {
+                PinOneThread(handle);
                 return (new Binding(name, gesdd, syevd), name);
+            }
             NativeLibrary.Free(handle);
             tried.Add($"{name}: no dgesdd_/dsyevd_ export");
         }

@@ -34,6 +34,44 @@ public static class FloatConvert
         }
     }
 
+    /// <summary>Elements decoded per step of <see cref="ToFloatFindNonFinite"/>: small enough that the check reads them from L1.</summary>
+    private const int CheckedChunk = 4096;
+
+    /// <summary>
+    /// <see cref="ToFloat"/> fused with a scan for NaN/±Inf: decodes a cache-sized chunk, checks it while it
+    /// is still in cache, and stops at the first chunk holding a non-finite value. Returns that value's
+    /// index (the rest of <paramref name="dst"/> is then undefined), or −1 when every value is finite.
+    /// </summary>
+    public static int ToFloatFindNonFinite(DType type, ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        int size = type.Size();
+        for (int i = 0; i < dst.Length; i += CheckedChunk)
+        {
+            int n = Math.Min(CheckedChunk, dst.Length - i);
+            var chunk = dst.Slice(i, n);
+            ToFloat(type, src.Slice(i * size, n * size), chunk);
+            int bad = IndexOfNonFinite(chunk);
+            if (bad >= 0) return i + bad;
+        }
+        return -1;
+    }
+
+    /// <summary>Index of the first NaN or ±Inf in <paramref name="values"/>, or −1.</summary>
+    public static int IndexOfNonFinite(ReadOnlySpan<float> values)
+    {
+        var bits = MemoryMarshal.Cast<float, uint>(values);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var exponent = Vector256.Create(0x7F80_0000u);
+            for (; i + 8 <= bits.Length; i += 8)
+                if (Vector256.EqualsAny(Vector256.Create(bits.Slice(i, 8)) & exponent, exponent)) break;
+        }
+        for (; i < bits.Length; i++)
+            if ((bits[i] & 0x7F80_0000u) == 0x7F80_0000u) return i;
+        return -1;
+    }
+
     /// <summary>Encodes float32 values as <paramref name="type"/> elements into <paramref name="dst"/>.</summary>
     public static void FromFloat(DType type, ReadOnlySpan<float> src, Span<byte> dst)
     {

@@ -292,11 +292,12 @@ public class WudiTests
     }
 
     [Fact]
-    public void Invalid_settings_are_bad_input_naming_the_tensor()
+    public void Invalid_settings_are_bad_input_naming_the_parameter()
     {
+        // Out of its declared range [0, 10⁶], so refused when the parameters are resolved, before any tensor.
         var ex = Assert.Throws<BadInputException>(() => Merge([0f, 0f, 0f, 0f], [[1f, 0f, 0f, 1f]], [2, 2], P(("iter_num", "-1"))));
-        Assert.Contains(Fc1, ex.Message);
-        Assert.Contains("iter_num", ex.Message);
+        Assert.Contains("'iter_num'", ex.Message);
+        Assert.Contains("[0, 1000000]", ex.Message);
     }
 
     [Fact]
