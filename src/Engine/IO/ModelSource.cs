@@ -106,6 +106,25 @@ public sealed partial class ModelSource : IDisposable
         f.ReadFloat32(t, dst);
     }
 
+    /// <summary>Decodes elements [<paramref name="offset"/>, offset + <c>dst.Length</c>) of a floating-point tensor into float32.</summary>
+    /// <param name="name">Tensor name.</param>
+    /// <param name="offset">First element decoded.</param>
+    /// <param name="dst">Destination; its length is the number of elements decoded.</param>
+    public void ReadFloat32(string name, long offset, Span<float> dst)
+    {
+        var (f, t) = Lookup(name);
+        f.ReadFloat32(t, offset, dst);
+    }
+
+    /// <summary>Drops a consumed tensor's mapped pages from the process (and with <paramref name="evict"/> from the page cache); see <see cref="SafetensorsFile.ReleasePages"/>.</summary>
+    /// <param name="name">Tensor name.</param>
+    /// <param name="evict">Also drop the pages from the page cache.</param>
+    public void ReleasePages(string name, bool evict)
+    {
+        var (f, t) = Lookup(name);
+        f.ReleasePages(t, evict);
+    }
+
     /// <summary>Decodes a floating-point tensor into a new float32 array.</summary>
     /// <param name="name">Tensor name.</param>
     public float[] ReadFloat32(string name)

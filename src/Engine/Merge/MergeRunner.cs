@@ -20,7 +20,7 @@ public static class MergeRunner
     /// A group as the loader hands it over: merge inputs staged on the backend (a missing expert shares the
     /// base's staged tensor), or for a copied tensor its raw bytes or decoded values.
     /// </summary>
-    private sealed record LoadedGroup(PlannedTensor Planned, StagedTensor? Base, (int Model, StagedTensor Values)[] Experts, byte[]? Raw, float[]? Copied) : IDisposable
+    private sealed record LoadedGroup(PlannedTensor Planned, StagedTensor? Base, (int Model, StagedTensor Values)[] Experts, byte[]? Raw, float[]? Copied, bool Streamed = false) : IDisposable
     {
         public void Dispose()
         {
@@ -29,7 +29,8 @@ public static class MergeRunner
         }
     }
 
-    private sealed record ResultGroup(PlannedTensor Planned, float[]? Values, byte[]? Raw);
+    /// <summary>A merged or copied tensor for the writer: float values, or raw bytes (the first <c>RawLength</c> of a pooled array when <c>PooledRaw</c>).</summary>
+    private sealed record ResultGroup(PlannedTensor Planned, float[]? Values, byte[]? Raw, int RawLength = -1, bool PooledRaw = false);
 
     /// <summary>Runs the merge into <paramref name="outDir"/> and returns the report (also written as <c>merge_report.json</c>).</summary>
     public static MergeReport Run(MergePlan plan, string outDir, IBackend backend, IMergeProgress progress, TimeSpan planTime, CancellationToken ct = default)
@@ -107,7 +108,11 @@ public static class MergeRunner
             foreach (var r in merged.Reader.ReadAllAsync(ct).ToBlockingEnumerable(ct))
             {
                 writeTime.Start();
-                if (r.Raw is not null) writer.Write(r.Planned.Name, r.Raw);
+                if (r.Raw is not null)
+                {
+                    writer.Write(r.Planned.Name, r.RawLength < 0 ? r.Raw : r.Raw.AsSpan(0, r.RawLength));
+                    if (r.PooledRaw) System.Buffers.ArrayPool<byte>.Shared.Return(r.Raw);
+                }
                 else
                 {
                     writer.WriteFloat32(r.Planned.Name, r.Values!);
@@ -181,8 +186,21 @@ public static class MergeRunner
         if (t.Action == TensorAction.CopyBase)
         {
             report.AddRead(t.SourceDType.Size() * Count(t.Shape));
-            if (t.SourceDType == t.OutDType) return new LoadedGroup(t, null, [], plan.Reference.GetBytes(t.Name).ToArray(), null);
-            return new LoadedGroup(t, null, [], null, LoadReference(plan, t.Name));
+            var copied = t.SourceDType == t.OutDType
+                ? new LoadedGroup(t, null, [], plan.Reference.GetBytes(t.Name).ToArray(), null)
+                : new LoadedGroup(t, null, [], null, LoadReference(plan, t.Name));
+            ReleaseInputPages(plan, t);
+            return copied;
+        }
+        if (HostTaskArithmetic.Applies(plan, backend))
+        {
+            report.AddRead(t.SourceDType.Size() * Count(t.Shape));
+            foreach (int e in t.Experts)
+            {
+                plan.Experts[e].TryGet(t.Name, out var info);
+                report.AddRead(info!.ByteLength);
+            }
+            return new LoadedGroup(t, null, [], null, null, Streamed: true);
         }
         StagedTensor? baseValues = null;
         var experts = new List<(int, StagedTensor)>();
@@ -200,6 +218,7 @@ public static class MergeRunner
                 report.AddRead(info!.ByteLength);
                 experts.Add((e, backend.Stage(t.Shape, values => ReadFloat(plan, plan.Experts[e], t.Name, values))));
             }
+            ReleaseInputPages(plan, t);
             return new LoadedGroup(t, baseValues, experts.ToArray(), null, null);
         }
         catch
@@ -207,6 +226,18 @@ public static class MergeRunner
             new LoadedGroup(t, baseValues, experts.ToArray(), null, null).Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Drops tensor <paramref name="t"/>'s mapped input pages once it has been read, so resident memory stays one
+    /// group's worth whatever the model size; when the inputs are larger than half the machine's memory they also
+    /// leave the page cache (they could not all stay cached anyway).
+    /// </summary>
+    private static void ReleaseInputPages(MergePlan plan, PlannedTensor t)
+    {
+        bool evict = plan.BytesToRead > GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
+        plan.Reference.ReleasePages(t.Name, evict);
+        foreach (int e in t.Experts) plan.Experts[e].ReleasePages(t.Name, evict);
     }
 
     private static float[] LoadReference(MergePlan plan, string name)
@@ -229,9 +260,12 @@ public static class MergeRunner
     }
 
     /// <summary>Decodes a tensor into <paramref name="values"/> and rounds it to the compute dtype.</summary>
-    private static void ReadFloat(MergePlan plan, ModelSource source, string name, Span<float> values)
+    private static void ReadFloat(MergePlan plan, ModelSource source, string name, Span<float> values) => ReadFloat(plan, source, name, 0, values);
+
+    /// <summary>Decodes elements [<paramref name="offset"/>, offset + <c>values.Length</c>) of a tensor and rounds them to the compute dtype: every merge input goes through here.</summary>
+    private static void ReadFloat(MergePlan plan, ModelSource source, string name, long offset, Span<float> values)
     {
-        source.ReadFloat32(name, values);
+        source.ReadFloat32(name, offset, values);
         FloatConvert.RoundTo(plan.ComputeDType, values);
     }
 
@@ -239,6 +273,13 @@ public static class MergeRunner
     {
         if (g.Raw is not null) return new ResultGroup(g.Planned, null, g.Raw);
         if (g.Planned.Action == TensorAction.CopyBase) return new ResultGroup(g.Planned, g.Copied, null);
+        if (g.Streamed)
+        {
+            var (bytes, length) = HostTaskArithmetic.Merge(plan, g.Planned, (Tensors.Cpu.CpuBackend)backend, seed,
+                (source, name, offset, values) => ReadFloat(plan, source, name, offset, values));
+            ReleaseInputPages(plan, g.Planned);
+            return new ResultGroup(g.Planned, null, bytes, length, PooledRaw: true);
+        }
         Tensor? baseT = null;
         var experts = new List<ExpertTensor>();
         try
