@@ -68,7 +68,7 @@ public class MergeCommandTests
     [InlineData("task_arithmetic.yml")]
     [InlineData("dare_ties.yml")]
     [InlineData("linear.yml")]
-    public void Every_example_config_merges(string config)
+    public void Every_example_config_merges_to_the_float64_reference(string config)
     {
         string outDir = TestPaths.NewTempDir();
         var (code, stdout, stderr) = CliRunner.Run("merge", Example(config), outDir, "--device", "cpu", "--random-seed", "1");
@@ -78,6 +78,33 @@ public class MergeCommandTests
         var report = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "merge_report.json")))!;
         Assert.Equal((long)report["bytes_to_read_planned"]!, (long)report["bytes_read"]!);
         Assert.Equal(m.Tensors.Sum(t => t.ByteLength), (long)report["bytes_written"]!);
+
+        using var baseM = ModelSource.Open(Example("zoo/base"));
+        var experts = Enumerable.Range(0, 4).Select(i => ModelSource.Open(Example($"zoo/expert_{i}"))).ToArray();
+        Assert.Equal(baseM.Tensors.Select(t => t.Name), m.Tensors.Select(t => t.Name));
+        foreach (var t in baseM.Tensors)
+        {
+            if (t.DType == DType.I64)
+            {
+                Assert.Equal(baseM.GetBytes(t.Name).ToArray(), m.GetBytes(t.Name).ToArray());
+                continue;
+            }
+            Assert.Equal(DType.F32, m.Tensors.Single(x => x.Name == t.Name).DType);
+            var b = baseM.ReadFloat32(t.Name);
+            var ex = experts.Select(e => e.ReadFloat32(t.Name)).ToArray();
+            double[] expected = config switch
+            {
+                "task_arithmetic.yml" => GtaReference.Merge(b, ex, [1, 1, 1, 1], [1, 1, 1, 1], "none", false, false, false, 0.3),
+                "dare_ties.yml" => GtaReference.Merge(b, ex, [0.5, 0.5, 0.5, 0.5], [0.6, 0.6, 0.6, 0.6], "random",
+                    consensus: true, normalize: false, rescale: true, 1.0, (e, i) => GtaReference.DareKeep(1, t.Name, e, i, 0.6)),
+                _ => GtaReference.Linear(ex, [1.0, 1.0, 0.5, 0.5], normalize: true),
+            };
+            var got = m.ReadFloat32(t.Name);
+            double scale = Math.Max(1e-30, expected.Max(Math.Abs));
+            for (int i = 0; i < got.Length; i++)
+                Assert.True(Math.Abs(got[i] - expected[i]) <= 1e-5 * scale, $"{t.Name}[{i}]: expected {expected[i]}, got {got[i]}");
+        }
+        foreach (var e in experts) e.Dispose();
     }
 
     [Fact]

@@ -122,15 +122,22 @@ public class MethodParityTests
     }
 
     [Fact]
-    public void Dare_keeps_about_density_of_the_entries_and_depends_on_the_seed()
+    public void Dare_keep_mask_is_the_philox_draw_below_density_and_keeps_about_density()
     {
-        var t = Cpu.Wrap(Enumerable.Repeat(1f, 100_000).ToArray(), 100_000);
+        const int n = 100_000;
+        var t = Cpu.Wrap(Enumerable.Range(0, n).Select(i => 1f + i % 7).ToArray(), n);
         Cpu.BernoulliKeep(t, 0.3f, 7, 1);
-        double kept = Cpu.Sum(t) / t.Length;
-        Assert.InRange(kept, 0.29, 0.31);
-        var u = Cpu.Wrap(Enumerable.Repeat(1f, 100_000).ToArray(), 100_000);
+        var kept = t.ToArray();
+        for (int i = 0; i < n; i++)
+        {
+            bool keep = CounterRng.Uniform(7, 1, (ulong)i) < 0.3f;
+            Assert.True(kept[i] == (keep ? 1f + i % 7 : 0f), $"entry {i}: {kept[i]}, keep = {keep}");
+        }
+        double fraction = kept.Count(v => v != 0) / (double)n;
+        Assert.InRange(fraction, 0.3 - 4 * Math.Sqrt(0.21 / n), 0.3 + 4 * Math.Sqrt(0.21 / n));
+        var u = Cpu.Wrap(Enumerable.Repeat(1f, n).ToArray(), n);
         Cpu.BernoulliKeep(u, 0.3f, 8, 1);
-        Assert.NotEqual(t.ToArray(), u.ToArray());
+        Assert.NotEqual(kept.Select(v => v != 0), u.ToArray().Select(v => v != 0));
     }
 
     [Theory]
