@@ -6,6 +6,7 @@ using TaskMerge.Bench.EndToEnd;
 var endToEnd = new Dictionary<string, Func<string[], int>>
 {
     ["e2e-ties"] = TiesThroughput.Run,              // [DIR] [LAYERS] [DEVICE] [METHOD ties|task_arithmetic|wudi]
+    ["e2e-zoo"] = ZooMerge.Run,                     // --cli PATH [--dir DIR] [--layers 5] [--methods a,b] [--repeats 3] [--keep]
     ["e2e-awd"] = AwdThroughput.Run,                // [EXPERTS] [ITERATIONS] [OPTIMIZER] [DEVICE] [GRANULARITY]
     ["e2e-spectral"] = SpectralThroughput.Run,      // [options]
     ["e2e-clip-forward"] = ClipForwardThroughput.Run, // [BATCH] [REPEATS] [DEVICE] [THREADS]

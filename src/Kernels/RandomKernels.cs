@@ -10,7 +10,8 @@ namespace TaskMerge.Kernels;
 /// </summary>
 public static class RandomKernels
 {
-    private const uint M0 = 0xD2511F53, M1 = 0xCD9E8D57, W0 = 0x9E3779B9, W1 = 0xBB67AE85;
+    /// <summary>Philox4x32 round multipliers (M0, M1) and Weyl key increments (W0, W1), shared with the CPU's SIMD Philox.</summary>
+    public const uint M0 = 0xD2511F53, M1 = 0xCD9E8D57, W0 = 0x9E3779B9, W1 = 0xBB67AE85;
     private const double Ln2 = 0.69314718055994530942, Sqrt2 = 1.41421356237309504880;
     private const double QuarterTurnAngle = 2.0 * 3.14159265358979323846 / 16777216.0;
 

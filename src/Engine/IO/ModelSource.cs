@@ -114,13 +114,29 @@ public sealed partial class ModelSource : IDisposable
     /// <param name="dst">Destination of exactly the tensor's element count.</param>
     public void ReadFloat32Finite(string name, Span<float> dst)
     {
-        var (f, t) = Lookup(name);
-        long bad = f.ReadFloat32FindNonFinite(t, dst);
-        if (bad >= 0) throw NonFinite(t, bad, dst[(int)bad]);
+        long bad = ReadFloat32FindNonFinite(name, 0, dst);
+        if (bad >= 0) throw NonFiniteError(name, bad);
     }
 
-    private BadInputException NonFinite(TensorInfo t, long index, float value)
+    /// <summary>Decodes elements [<paramref name="offset"/>, offset + <c>dst.Length</c>) and returns the tensor index of the first NaN/±Inf, or −1.</summary>
+    /// <param name="name">Tensor name.</param>
+    /// <param name="offset">First element decoded.</param>
+    /// <param name="dst">Destination; its length is the number of elements decoded.</param>
+    public long ReadFloat32FindNonFinite(string name, long offset, Span<float> dst)
     {
+        var (f, t) = Lookup(name);
+        return f.ReadFloat32FindNonFinite(t, offset, dst);
+    }
+
+    /// <summary>The bad-input error for the non-finite value at flat <paramref name="index"/> of tensor <paramref name="name"/>.</summary>
+    /// <param name="name">Tensor name.</param>
+    /// <param name="index">Flat index of a NaN/±Inf found by <see cref="ReadFloat32FindNonFinite"/>.</param>
+    public BadInputException NonFiniteError(string name, long index)
+    {
+        var (f, t) = Lookup(name);
+        Span<float> one = stackalloc float[1];
+        f.ReadFloat32(t, index, one);
+        float value = one[0];
         var coords = new long[t.Shape.Length];
         long rest = index;
         for (int d = coords.Length - 1; d >= 0; d--)
@@ -133,6 +149,25 @@ public sealed partial class ModelSource : IDisposable
         return new BadInputException(
             $"{P(Path)}: tensor {Q(t.Name)} holds a non-finite value ({what}) at index {index} [{string.Join(", ", coords)}]; " +
             "merging it would spread it through the result (--allow-nonfinite merges it anyway)");
+    }
+
+    /// <summary>Decodes elements [<paramref name="offset"/>, offset + <c>dst.Length</c>) of a floating-point tensor into float32.</summary>
+    /// <param name="name">Tensor name.</param>
+    /// <param name="offset">First element decoded.</param>
+    /// <param name="dst">Destination; its length is the number of elements decoded.</param>
+    public void ReadFloat32(string name, long offset, Span<float> dst)
+    {
+        var (f, t) = Lookup(name);
+        f.ReadFloat32(t, offset, dst);
+    }
+
+    /// <summary>Drops a consumed tensor's mapped pages from the process (and with <paramref name="evict"/> from the page cache); see <see cref="SafetensorsFile.ReleasePages"/>.</summary>
+    /// <param name="name">Tensor name.</param>
+    /// <param name="evict">Also drop the pages from the page cache.</param>
+    public void ReleasePages(string name, bool evict)
+    {
+        var (f, t) = Lookup(name);
+        f.ReleasePages(t, evict);
     }
 
     /// <summary>Decodes a floating-point tensor into a new float32 array.</summary>

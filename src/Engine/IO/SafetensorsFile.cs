@@ -22,15 +22,17 @@ public sealed unsafe class SafetensorsFile : IDisposable
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
     private readonly byte* _data;
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _fd;
     private readonly TensorInfo[] _tensors;
     private readonly Dictionary<string, TensorInfo> _byName;
     private int _disposed;
 
-    private SafetensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* data,
+    private SafetensorsFile(string path, Microsoft.Win32.SafeHandles.SafeFileHandle fd, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* data,
         long headerLength, long dataLength, TensorInfo[] tensors, Dictionary<string, TensorInfo> byName,
         IReadOnlyDictionary<string, string> metadata)
     {
         Path = path;
+        _fd = fd;
         _map = map;
         _view = view;
         _data = data;
@@ -122,7 +124,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
             pointerAcquired = true;
             byte* data = basePtr + view.PointerOffset + 8 + headerLength;
-            return new SafetensorsFile(path, map, view, data, headerLength, dataLength, tensors, byName, metadata);
+            return new SafetensorsFile(path, fs.SafeFileHandle, map, view, data, headerLength, dataLength, tensors, byName, metadata);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -396,14 +398,28 @@ public sealed unsafe class SafetensorsFile : IDisposable
     /// <param name="dst">Destination of exactly <see cref="TensorInfo.ElementCount"/> elements.</param>
     public void ReadFloat32(TensorInfo info, Span<float> dst)
     {
+        if (dst.Length != info.ElementCount)
+            throw new ArgumentException($"destination holds {dst.Length} elements but tensor {Q(info.Name)} has {info.ElementCount}", nameof(dst));
+        ReadFloat32(info, 0, dst);
+    }
+
+    /// <summary>
+    /// Decodes elements [<paramref name="offset"/>, offset + <c>dst.Length</c>) of a floating-point tensor into float32
+    /// (the one decode of tensor data: whole tensors and the merge pipeline's chunks go through it).
+    /// </summary>
+    /// <param name="info">A tensor of this file.</param>
+    /// <param name="offset">First element decoded.</param>
+    /// <param name="dst">Destination; its length is the number of elements decoded.</param>
+    public void ReadFloat32(TensorInfo info, long offset, Span<float> dst)
+    {
         CheckOwn(info);
         if (!info.DType.IsFloat())
             throw new BadInputException($"{P(Path)}: tensor {Q(info.Name)} has dtype {info.DType.SafetensorsName()}, not a floating-point type");
-        if (dst.Length != info.ElementCount)
-            throw new ArgumentException($"destination holds {dst.Length} elements but tensor {Q(info.Name)} has {info.ElementCount}", nameof(dst));
+        if (offset < 0 || offset > info.ElementCount || dst.Length > info.ElementCount - offset)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"elements [{offset}, {offset + dst.Length}) are outside tensor {Q(info.Name)} of {info.ElementCount}");
         int size = info.DType.Size();
         const int Chunk = 1 << 24; // elements per conversion call, keeps byte spans < 2 GB
-        byte* src = _data + info.Begin;
+        byte* src = _data + info.Begin + offset * size;
         for (int i = 0; i < dst.Length; i += Chunk)
         {
             int n = Math.Min(Chunk, dst.Length - i);
@@ -412,28 +428,45 @@ public sealed unsafe class SafetensorsFile : IDisposable
     }
 
     /// <summary>
-    /// <see cref="ReadFloat32(TensorInfo, Span{float})"/> fused with the non-finite check: returns the flat index
-    /// of the first NaN/±Inf (the decode stops there), or −1 when every value is finite.
+    /// <see cref="ReadFloat32(TensorInfo, long, Span{float})"/> fused with the non-finite check: returns the flat
+    /// index within the tensor of the first NaN/±Inf (the decode stops there), or −1 when every value is finite.
     /// </summary>
     /// <param name="info">A tensor of this file.</param>
-    /// <param name="dst">Destination of exactly <see cref="TensorInfo.ElementCount"/> elements.</param>
-    public long ReadFloat32FindNonFinite(TensorInfo info, Span<float> dst)
+    /// <param name="offset">First element decoded.</param>
+    /// <param name="dst">Destination; its length is the number of elements decoded.</param>
+    public long ReadFloat32FindNonFinite(TensorInfo info, long offset, Span<float> dst)
     {
         CheckOwn(info);
         if (!info.DType.IsFloat())
             throw new BadInputException($"{P(Path)}: tensor {Q(info.Name)} has dtype {info.DType.SafetensorsName()}, not a floating-point type");
-        if (dst.Length != info.ElementCount)
-            throw new ArgumentException($"destination holds {dst.Length} elements but tensor {Q(info.Name)} has {info.ElementCount}", nameof(dst));
+        if (offset < 0 || offset > info.ElementCount || dst.Length > info.ElementCount - offset)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"elements [{offset}, {offset + dst.Length}) are outside tensor {Q(info.Name)} of {info.ElementCount}");
         int size = info.DType.Size();
         const int Chunk = 1 << 24;
-        byte* src = _data + info.Begin;
+        byte* src = _data + info.Begin + offset * size;
         for (int i = 0; i < dst.Length; i += Chunk)
         {
             int n = Math.Min(Chunk, dst.Length - i);
             int bad = FloatConvert.ToFloatFindNonFinite(info.DType, new ReadOnlySpan<byte>(src + (long)i * size, n * size), dst.Slice(i, n));
-            if (bad >= 0) return (long)i + bad;
+            if (bad >= 0) return offset + i + bad;
         }
         return -1;
+    }
+
+    /// <summary>
+    /// Tells the OS that this process is done with a tensor's bytes: its mapped pages leave the process's
+    /// resident set (<c>madvise(MADV_DONTNEED)</c>; a later read maps them again from the file), and with
+    /// <paramref name="evict"/> they also leave the page cache (<c>posix_fadvise(POSIX_FADV_DONTNEED)</c>),
+    /// so a merge of inputs larger than RAM streams instead of thrashing. Does nothing off Linux.
+    /// </summary>
+    /// <param name="info">A tensor of this file.</param>
+    /// <param name="evict">Also drop the pages from the page cache.</param>
+    public void ReleasePages(TensorInfo info, bool evict)
+    {
+        CheckOwn(info);
+        if (info.ByteLength == 0) return;
+        long fileStart = DataStart + info.Begin;
+        PageAdvice.DontNeed(_data - DataStart, fileStart, info.ByteLength, evict ? _fd : null);
     }
 
     /// <summary>Decodes a floating-point tensor into a new float32 array.</summary>

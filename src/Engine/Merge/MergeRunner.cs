@@ -20,7 +20,7 @@ public static class MergeRunner
     /// A group as the loader hands it over: merge inputs staged on the backend (a missing expert shares the
     /// base's staged tensor), or for a copied tensor its raw bytes or decoded values.
     /// </summary>
-    private sealed record LoadedGroup(PlannedTensor Planned, StagedTensor? Base, (int Model, StagedTensor Values)[] Experts, byte[]? Raw, float[]? Copied) : IDisposable
+    private sealed record LoadedGroup(PlannedTensor Planned, StagedTensor? Base, (int Model, StagedTensor Values)[] Experts, byte[]? Raw, float[]? Copied, bool Streamed = false) : IDisposable
     {
         public void Dispose()
         {
@@ -29,7 +29,8 @@ public static class MergeRunner
         }
     }
 
-    private sealed record ResultGroup(PlannedTensor Planned, float[]? Values, byte[]? Raw);
+    /// <summary>A merged or copied tensor for the writer: float values, or raw bytes (the first <c>RawLength</c> of a pooled array when <c>PooledRaw</c>).</summary>
+    private sealed record ResultGroup(PlannedTensor Planned, float[]? Values, byte[]? Raw, int RawLength = -1, bool PooledRaw = false);
 
     /// <summary>
     /// Runs the merge into <paramref name="outDir"/> and returns the report (also written as <c>merge_report.json</c>):
@@ -118,7 +119,11 @@ public static class MergeRunner
             foreach (var r in merged.Reader.ReadAllAsync(ct).ToBlockingEnumerable(ct))
             {
                 writeTime.Start();
-                if (r.Raw is not null) writer.Write(r.Planned.Name, r.Raw);
+                if (r.Raw is not null)
+                {
+                    writer.Write(r.Planned.Name, r.RawLength < 0 ? r.Raw : r.Raw.AsSpan(0, r.RawLength));
+                    if (r.PooledRaw) System.Buffers.ArrayPool<byte>.Shared.Return(r.Raw);
+                }
                 else
                 {
                     writer.WriteFloat32(r.Planned.Name, r.Values!);
@@ -192,8 +197,21 @@ public static class MergeRunner
         {
             var (from, name) = t.Sources?.First ?? (plan.Reference, t.Name);
             report.AddRead(t.SourceDType.Size() * Count(t.Shape));
-            if (t.SourceDType == t.OutDType) return new LoadedGroup(t, null, [], from.GetBytes(name).ToArray(), null);
-            return new LoadedGroup(t, null, [], null, LoadFloat(plan, from, name, Count(t.Shape), checkFinite: false));
+            LoadedGroup copied;
+            if (t.SourceDType == t.OutDType) copied = new LoadedGroup(t, null, [], from.GetBytes(name).ToArray(), null);
+            else copied = new LoadedGroup(t, null, [], null, LoadFloat(plan, from, name, Count(t.Shape), checkFinite: false));
+            ReleaseInputPages(plan, t);
+            return copied;
+        }
+        if (t.Sources is null && HostTaskArithmetic.Applies(plan, backend))
+        {
+            report.AddRead(t.SourceDType.Size() * Count(t.Shape));
+            foreach (int e in t.Experts)
+            {
+                plan.Experts[e].TryGet(t.Name, out var info);
+                report.AddRead(info!.ByteLength);
+            }
+            return new LoadedGroup(t, null, [], null, null, Streamed: true);
         }
         if (t.Sources is { } sources) return LoadSources(plan, t, sources, backend, report);
         StagedTensor? baseValues = null;
@@ -212,6 +230,7 @@ public static class MergeRunner
                 report.AddRead(info!.ByteLength);
                 experts.Add((e, backend.Stage(t.Shape, values => ReadFloat(plan, plan.Experts[e], t.Name, values))));
             }
+            ReleaseInputPages(plan, t);
             return new LoadedGroup(t, baseValues, experts.ToArray(), null, null);
         }
         catch
@@ -235,6 +254,7 @@ public static class MergeRunner
         {
             if (sources.Base is { } b) baseValues = Stage(b);
             for (int e = 0; e < sources.Experts.Count; e++) experts.Add((e, Stage(sources.Experts[e])));
+            ReleaseInputPages(plan, t);
             return new LoadedGroup(t, baseValues, experts.ToArray(), null, null);
         }
         catch
@@ -242,6 +262,24 @@ public static class MergeRunner
             new LoadedGroup(t, baseValues, experts.ToArray(), null, null).Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Drops tensor <paramref name="t"/>'s mapped input pages once it has been read, so resident memory stays one
+    /// group's worth whatever the model size; when the inputs are larger than half the machine's memory they also
+    /// leave the page cache (they could not all stay cached anyway).
+    /// </summary>
+    private static void ReleaseInputPages(MergePlan plan, PlannedTensor t)
+    {
+        bool evict = plan.BytesToRead > GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
+        if (t.Sources is { } sources)
+        {
+            if (sources.Base is { } b) b.Model.ReleasePages(b.Name, evict);
+            foreach (var (model, name) in sources.Experts) model.ReleasePages(name, evict);
+            return;
+        }
+        plan.Reference.ReleasePages(t.Name, evict);
+        foreach (int e in t.Experts) plan.Experts[e].ReleasePages(t.Name, evict);
     }
 
     private static float[] LoadReference(MergePlan plan, string name, bool checkFinite = true)
@@ -274,10 +312,49 @@ public static class MergeRunner
         FloatConvert.RoundTo(plan.ComputeDType, values);
     }
 
+    /// <summary>
+    /// The non-finite check of a tensor read in chunks on several threads: each chunk is decoded and checked in one
+    /// pass, and the error names the lowest bad index whatever the chunk order, so it is the same line on any thread count.
+    /// </summary>
+    private sealed class FirstNonFinite(bool allow)
+    {
+        private readonly Lock _lock = new();
+        private (ModelSource Source, string Name, long Index)? _first;
+
+        public void Read(MergePlan plan, ModelSource source, string name, long offset, Span<float> values)
+        {
+            if (allow) source.ReadFloat32(name, offset, values);
+            else
+            {
+                long bad = source.ReadFloat32FindNonFinite(name, offset, values);
+                if (bad >= 0)
+                    lock (_lock)
+                        if (_first is not { } f || bad < f.Index || (bad == f.Index && string.CompareOrdinal(source.Path, f.Source.Path) < 0))
+                            _first = (source, name, bad);
+            }
+            FloatConvert.RoundTo(plan.ComputeDType, values);
+        }
+
+        public BadInputException? Error() => _first is { } f ? f.Source.NonFiniteError(f.Name, f.Index) : null;
+    }
+
     private static ResultGroup Compute(MergePlan plan, LoadedGroup g, IBackend backend, ulong seed, MergeReport report, PreparedTensors prepared)
     {
         if (g.Raw is not null) return new ResultGroup(g.Planned, null, g.Raw);
         if (g.Planned.Action == TensorAction.CopyBase) return new ResultGroup(g.Planned, g.Copied, null);
+        if (g.Streamed)
+        {
+            var nonFinite = new FirstNonFinite(plan.Options.AllowNonFinite);
+            var (bytes, length) = HostTaskArithmetic.Merge(plan, g.Planned, (Tensors.Cpu.CpuBackend)backend, seed,
+                (source, name, offset, values) => nonFinite.Read(plan, source, name, offset, values));
+            ReleaseInputPages(plan, g.Planned);
+            if (nonFinite.Error() is { } error)
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(bytes);
+                throw error;
+            }
+            return new ResultGroup(g.Planned, null, bytes, length, PooledRaw: true);
+        }
         Tensor? baseT = null;
         var experts = new List<ExpertTensor>();
         try

@@ -6,7 +6,7 @@ namespace TaskMerge.Engine.Methods;
 /// Model Breadcrumbs (Davari and Belilovsky): drop the top <c>gamma</c> of each task vector's
 /// magnitudes and the smallest, keeping <c>density</c>, then a weighted sum; mergekit's `breadcrumbs`.
 /// </summary>
-public sealed class BreadcrumbsMethod : IMergeMethod
+public sealed class BreadcrumbsMethod : IMergeMethod, ITaskArithmeticConfiguration
 {
     /// <inheritdoc />
     public string Name => "breadcrumbs";
@@ -22,5 +22,11 @@ public sealed class BreadcrumbsMethod : IMergeMethod
     public bool UsesTaskVectors => true;
 
     /// <inheritdoc />
-    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification.MagnitudeOutliers, consensus: false);
+    public Sparsification Sparsification => Sparsification.MagnitudeOutliers;
+
+    /// <inheritdoc />
+    public bool Consensus => false;
+
+    /// <inheritdoc />
+    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification, Consensus);
 }

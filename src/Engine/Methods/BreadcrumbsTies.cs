@@ -3,7 +3,7 @@ using TaskMerge.Engine.Tensors;
 namespace TaskMerge.Engine.Methods;
 
 /// <summary>Model Breadcrumbs sparsification followed by TIES sign election; mergekit's `breadcrumbs_ties`.</summary>
-public sealed class BreadcrumbsTiesMethod : IMergeMethod
+public sealed class BreadcrumbsTiesMethod : IMergeMethod, ITaskArithmeticConfiguration
 {
     /// <inheritdoc />
     public string Name => "breadcrumbs_ties";
@@ -19,5 +19,11 @@ public sealed class BreadcrumbsTiesMethod : IMergeMethod
     public bool UsesTaskVectors => true;
 
     /// <inheritdoc />
-    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification.MagnitudeOutliers, consensus: true);
+    public Sparsification Sparsification => Sparsification.MagnitudeOutliers;
+
+    /// <inheritdoc />
+    public bool Consensus => true;
+
+    /// <inheritdoc />
+    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification, Consensus);
 }

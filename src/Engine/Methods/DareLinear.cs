@@ -3,7 +3,7 @@ using TaskMerge.Engine.Tensors;
 namespace TaskMerge.Engine.Methods;
 
 /// <summary>DARE: random drop with rescale, then a weighted sum (Yu et al.); mergekit's `dare_linear`.</summary>
-public sealed class DareLinearMethod : IMergeMethod
+public sealed class DareLinearMethod : IMergeMethod, ITaskArithmeticConfiguration
 {
     /// <inheritdoc />
     public string Name => "dare_linear";
@@ -18,5 +18,11 @@ public sealed class DareLinearMethod : IMergeMethod
     public bool UsesTaskVectors => true;
 
     /// <inheritdoc />
-    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification.Random, consensus: false);
+    public Sparsification Sparsification => Sparsification.Random;
+
+    /// <inheritdoc />
+    public bool Consensus => false;
+
+    /// <inheritdoc />
+    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification, Consensus);
 }

@@ -3,7 +3,7 @@ using TaskMerge.Engine.Tensors;
 namespace TaskMerge.Engine.Methods;
 
 /// <summary>DARE drop and rescale, then TIES sign election; mergekit's `dare_ties`.</summary>
-public sealed class DareTiesMethod : IMergeMethod
+public sealed class DareTiesMethod : IMergeMethod, ITaskArithmeticConfiguration
 {
     /// <inheritdoc />
     public string Name => "dare_ties";
@@ -18,5 +18,11 @@ public sealed class DareTiesMethod : IMergeMethod
     public bool UsesTaskVectors => true;
 
     /// <inheritdoc />
-    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification.Random, consensus: true);
+    public Sparsification Sparsification => Sparsification.Random;
+
+    /// <inheritdoc />
+    public bool Consensus => true;
+
+    /// <inheritdoc />
+    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification, Consensus);
 }

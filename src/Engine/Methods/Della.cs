@@ -3,7 +3,7 @@ using TaskMerge.Engine.Tensors;
 namespace TaskMerge.Engine.Methods;
 
 /// <summary>DELLA (Deep et al.): magnitude-ranked drop probabilities, L1 rescale, TIES sign election; mergekit's `della`.</summary>
-public sealed class DellaMethod : IMergeMethod
+public sealed class DellaMethod : IMergeMethod, ITaskArithmeticConfiguration
 {
     /// <inheritdoc />
     public string Name => "della";
@@ -19,5 +19,11 @@ public sealed class DellaMethod : IMergeMethod
     public bool UsesTaskVectors => true;
 
     /// <inheritdoc />
-    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification.DellaMagprune, consensus: true);
+    public Sparsification Sparsification => Sparsification.DellaMagprune;
+
+    /// <inheritdoc />
+    public bool Consensus => true;
+
+    /// <inheritdoc />
+    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification, Consensus);
 }

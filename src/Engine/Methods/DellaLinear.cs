@@ -3,7 +3,7 @@ using TaskMerge.Engine.Tensors;
 namespace TaskMerge.Engine.Methods;
 
 /// <summary>DELLA drop and L1 rescale, then a weighted sum; mergekit's `della_linear`.</summary>
-public sealed class DellaLinearMethod : IMergeMethod
+public sealed class DellaLinearMethod : IMergeMethod, ITaskArithmeticConfiguration
 {
     /// <inheritdoc />
     public string Name => "della_linear";
@@ -19,5 +19,11 @@ public sealed class DellaLinearMethod : IMergeMethod
     public bool UsesTaskVectors => true;
 
     /// <inheritdoc />
-    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification.DellaMagprune, consensus: false);
+    public Sparsification Sparsification => Sparsification.DellaMagprune;
+
+    /// <inheritdoc />
+    public bool Consensus => false;
+
+    /// <inheritdoc />
+    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification, Consensus);
 }

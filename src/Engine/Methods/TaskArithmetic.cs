@@ -3,7 +3,7 @@ using TaskMerge.Engine.Tensors;
 namespace TaskMerge.Engine.Methods;
 
 /// <summary>θ₀ + λ·Σ wᵢτᵢ (Ilharco et al.); mergekit's `task_arithmetic`.</summary>
-public sealed class TaskArithmeticMethod : IMergeMethod
+public sealed class TaskArithmeticMethod : IMergeMethod, ITaskArithmeticConfiguration
 {
     /// <inheritdoc />
     public string Name => "task_arithmetic";
@@ -18,5 +18,11 @@ public sealed class TaskArithmeticMethod : IMergeMethod
     public bool UsesTaskVectors => true;
 
     /// <inheritdoc />
-    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification.None, consensus: false);
+    public Sparsification Sparsification => Sparsification.None;
+
+    /// <inheritdoc />
+    public bool Consensus => false;
+
+    /// <inheritdoc />
+    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification, Consensus);
 }

@@ -24,6 +24,20 @@ public enum Sparsification
 }
 
 /// <summary>
+/// A method that is one configuration of <see cref="TaskArithmeticCore.Merge"/>: its per-tensor merge is
+/// <c>TaskArithmeticCore.Merge(group, Sparsification, Consensus)</c>, nothing else, so a pipeline may run it
+/// in the streamed form of <c>Merge.HostTaskArithmetic</c> on host memory.
+/// </summary>
+public interface ITaskArithmeticConfiguration
+{
+    /// <summary>How task vectors are sparsified.</summary>
+    Sparsification Sparsification { get; }
+
+    /// <summary>TIES sign election and disjoint merge instead of a plain sum.</summary>
+    bool Consensus { get; }
+}
+
+/// <summary>
 /// mergekit's generalized task arithmetic, which task_arithmetic, ties, dare_linear and dare_ties
 /// configure: τᵢ = θᵢ − θ₀ → sparsify (optional L1 rescale) → weight → optional sign consensus →
 /// sum → divide by the (masked) weight sum when <c>normalize</c> → times <c>lambda</c> → θ₀ + mix.
@@ -113,7 +127,7 @@ public static class TaskArithmeticCore
         return mixed;
     }
 
-    private static void Sparsify(TensorGroup g, Tensor tv, double density, Sparsification how, bool rescale, int model)
+    internal static void Sparsify(TensorGroup g, Tensor tv, double density, Sparsification how, bool rescale, int model)
     {
         if (density >= 1) return;
         var be = g.Backend;

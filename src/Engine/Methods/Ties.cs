@@ -3,7 +3,7 @@ using TaskMerge.Engine.Tensors;
 namespace TaskMerge.Engine.Methods;
 
 /// <summary>TIES: top-density trim, sign election, disjoint mean (Yadav et al.); mergekit's `ties`.</summary>
-public sealed class TiesMethod : IMergeMethod
+public sealed class TiesMethod : IMergeMethod, ITaskArithmeticConfiguration
 {
     /// <inheritdoc />
     public string Name => "ties";
@@ -18,5 +18,11 @@ public sealed class TiesMethod : IMergeMethod
     public bool UsesTaskVectors => true;
 
     /// <inheritdoc />
-    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification.Magnitude, consensus: true);
+    public Sparsification Sparsification => Sparsification.Magnitude;
+
+    /// <inheritdoc />
+    public bool Consensus => true;
+
+    /// <inheritdoc />
+    public Tensor Merge(TensorGroup group) => TaskArithmeticCore.Merge(group, Sparsification, Consensus);
 }

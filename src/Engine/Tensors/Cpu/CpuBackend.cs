@@ -232,7 +232,14 @@ public sealed partial class CpuBackend : IBackend
         ForChunks(x.Length, (o, n) =>
         {
             var s = Data(x).AsSpan(o, n);
-            for (int i = 0; i < s.Length; i++)
+            int i = 0;
+            if (PhiloxSimd.IsSupported)
+                for (; i + 16 <= s.Length; i += 16)
+                {
+                    var v = Vector512.Create(s.Slice(i, 16));
+                    (v & PhiloxSimd.KeepMask(seed, stream, (ulong)(o + i), keepProbability)).CopyTo(s.Slice(i, 16));
+                }
+            for (; i < s.Length; i++)
                 if (!(CounterRng.Uniform(seed, stream, (ulong)(o + i)) < keepProbability)) s[i] = 0f;
         });
 
@@ -243,16 +250,12 @@ public sealed partial class CpuBackend : IBackend
         if (span == 0) return;
         var data = Data(x);
         long lines = x.Length / line;
-        Parallel.For(0, lines, _parallel, () => (new int[line], new float[line], new bool[line]), (l, _, scratch) =>
+        Parallel.For(0, lines, _parallel, () => (new int[line], new uint[line], new bool[line], new int[line]), (l, _, scratch) =>
         {
-            var (order, magnitudes, keep) = scratch;
+            var (order, keys, keep, swap) = scratch;
             long first = l / inner * span + l % inner;
-            for (int j = 0; j < line; j++)
-            {
-                order[j] = j;
-                magnitudes[j] = Math.Abs(data[first + (long)j * inner]);
-            }
-            Array.Sort(order, (a, b) => magnitudes[a] != magnitudes[b] ? magnitudes[a].CompareTo(magnitudes[b]) : b.CompareTo(a));
+            for (int j = 0; j < line; j++) keys[j] = RankKey(data[first + (long)j * inner]);
+            MagnitudeRank.SortAscending(keys, order, swap);
             for (int r = 0; r < line; r++)
             {
                 long index = first + (long)order[r] * inner;
@@ -262,6 +265,16 @@ public sealed partial class CpuBackend : IBackend
                 if (!keep[j]) data[first + (long)j * inner] = 0f;
             return scratch;
         }, _ => { });
+    }
+
+    /// <summary>
+    /// |v| as a key whose unsigned order is <see cref="float.CompareTo(float)"/>'s order of magnitudes (NaN below
+    /// every number), so <see cref="RankedBernoulliKeep"/> ranks as a comparison sort of the magnitudes would.
+    /// </summary>
+    private static uint RankKey(float v)
+    {
+        float m = Math.Abs(v);
+        return float.IsNaN(m) ? 0u : BitConverter.SingleToUInt32Bits(m) + 1;
     }
 
     /// <inheritdoc />

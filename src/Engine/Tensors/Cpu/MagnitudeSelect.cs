@@ -67,6 +67,37 @@ internal static class MagnitudeSelect
             if (Magnitude(s[i]) < threshold) s[i] = 0f;
     }
 
+    private static void CountAll(ReadOnlySpan<float> s, int shift, int[] h)
+    {
+        foreach (float v in s) h[(int)((Magnitude(v) >> shift) & 0xFFFF)]++;
+    }
+
+    /// <summary>Counts the digits of the keys with (key &amp; mask) == match, skipping 16 keys at a time where none match.</summary>
+    private static void CountMatching(ReadOnlySpan<float> s, int shift, uint mask, uint match, int[] h)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var m = Vector512.Create(mask & 0x7FFF_FFFF);
+            var want = Vector512.Create(match);
+            for (; i + 16 <= s.Length; i += 16)
+            {
+                var hit = Vector512.Equals(Vector512.Create(s.Slice(i, 16)).AsUInt32() & m, want);
+                if (hit == Vector512<uint>.Zero) continue;
+                for (int j = i; j < i + 16; j++)
+                {
+                    uint key = Magnitude(s[j]);
+                    if ((key & mask) == match) h[(int)((key >> shift) & 0xFFFF)]++;
+                }
+            }
+        }
+        for (; i < s.Length; i++)
+        {
+            uint key = Magnitude(s[i]);
+            if ((key & mask) == match) h[(int)((key >> shift) & 0xFFFF)]++;
+        }
+    }
+
     /// <summary>|x| as an order-preserving unsigned key; NaN ranks above every number, as in torch.</summary>
     public static uint Magnitude(float v) => BitConverter.SingleToUInt32Bits(v) & 0x7FFF_FFFF;
 
@@ -97,12 +128,8 @@ internal static class MagnitudeSelect
             int start = (int)Math.Min(data.Length, p * per), end = (int)Math.Min(data.Length, start + per);
             var h = new int[1 << 16];
             var s = data.AsSpan(start, end - start);
-            int i = 0;
-            for (; i < s.Length; i++)
-            {
-                uint m = Magnitude(s[i]);
-                if ((m & mask) == match) h[(int)((m >> shift) & 0xFFFF)]++;
-            }
+            if (mask == 0) CountAll(s, shift, h);
+            else CountMatching(s, shift, mask, match, h);
             partial[p] = h;
         });
         var total = new long[1 << 16];
