@@ -19,30 +19,15 @@ Usage (Debian: apt install python3-torch; run from this directory):
 
 import json
 import os
-import struct
+import sys
 
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from torch_reference import act_fn, layer_norm, linear, write_safetensors  # noqa: E402
+
 torch.set_grad_enabled(False)
 torch.set_num_threads(1)
-
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        t = t.contiguous()
-        dtype = {torch.float32: "F32", torch.int64: "I64"}[t.dtype]
-        raw = t.numpy().tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def random_weights(cfg, seed):
@@ -73,20 +58,6 @@ def random_weights(cfg, seed):
     w[v + "post_layernorm.bias"] = 0.1 * n(W)
     w["visual_projection.weight"] = 0.2 * n(E, W)
     return w
-
-
-def act_fn(name):
-    if name == "quick_gelu":
-        return lambda x: x * torch.sigmoid(1.702 * x)
-    return lambda x: torch.nn.functional.gelu(x)
-
-
-def layer_norm(x, w, prefix, eps):
-    return torch.nn.functional.layer_norm(x, (x.shape[-1],), w[prefix + ".weight"], w[prefix + ".bias"], eps)
-
-
-def linear(x, w, prefix, bias=True):
-    return torch.nn.functional.linear(x, w[prefix + ".weight"], w[prefix + ".bias"] if bias else None)
 
 
 def hf_vision_forward(cfg, w, pixel_values):

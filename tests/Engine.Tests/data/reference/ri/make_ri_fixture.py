@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clip_vision"))
 import make_clip_vision_fixtures as cv  # noqa: E402
+from torch_reference import write_safetensors  # noqa: E402
 
 torch.set_grad_enabled(True)
 torch.set_num_threads(1)
@@ -50,9 +51,9 @@ def main():
         os.makedirs(name, exist_ok=True)
         with open(os.path.join(name, "config.json"), "w") as f:
             json.dump(cv.config_json(cfg), f, indent=2)
-        cv.write_safetensors(os.path.join(name, "model.safetensors"), w)
-    cv.write_safetensors("heads.safetensors", {f"head_{j}": h for j, h in enumerate(heads)})
-    cv.write_safetensors("aux.safetensors", {"pixel_values": pixels})
+        write_safetensors(os.path.join(name, "model.safetensors"), w)
+    write_safetensors("heads.safetensors", {f"head_{j}": h for j, h in enumerate(heads)})
+    write_safetensors("aux.safetensors", {"pixel_values": pixels})
 
     with torch.no_grad():
         z_pre = cv.hf_vision_forward(cfg, pre, pixels)[2]
@@ -77,7 +78,7 @@ def main():
 
     expected = {"loss": torch.tensor(losses, dtype=torch.float32), "task_loss": torch.tensor(task_losses, dtype=torch.float32)}
     expected.update({k: v.detach() for k, v in params.items()})
-    cv.write_safetensors("expected.safetensors", expected)
+    write_safetensors("expected.safetensors", expected)
     with open("options.json", "w") as f:
         json.dump({**OPTIONS, "torch": torch.__version__, "script": os.path.basename(__file__)}, f, indent=2)
 
